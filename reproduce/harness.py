@@ -1,0 +1,137 @@
+"""mmengine pieces of the pretraining harness: the step loop, the hooks and atomic checkpoint writes.
+
+- ``StepLoop``: mmengine's iteration loop, but on resume it moves the sampler to the resumed step instead
+  of loading and discarding every batch already trained on.
+- ``TrainingProgressHook``: tells the model where training is (``set_progress``) before each step, and calls
+  ``after_train_step`` (EMA teachers update there) after each optimizer step.
+- ``NonFiniteLossHook``: stops the run at the first NaN/inf loss, naming the step and the last good
+  checkpoint. The hook runs before any checkpoint is written, so a bad step is never saved.
+- ``AtomicLocalBackend``: checkpoints and the ``last_checkpoint`` pointer are written to a temporary file
+  and renamed, so a crash never leaves a truncated checkpoint that looks complete.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from mmengine.fileio.backends import LocalBackend, register_backend
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS, LOOPS
+from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterator
+
+
+def _atomic_write(data: bytes, filepath: str | Path) -> None:
+    filepath = Path(filepath)
+    filepath.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=filepath.parent, prefix=f".{filepath.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@register_backend("atomic_local")
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic ``put``/``put_text`` (temporary file + rename)."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        _atomic_write(obj, filepath)
+
+    def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
+        _atomic_write(obj.encode(encoding), filepath)
+
+
+def unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@LOOPS.register_module()
+class StepLoop(IterBasedTrainLoop):
+    """IterBasedTrainLoop whose resume seeks the sampler (``set_start_step``) instead of replaying data."""
+
+    def run(self):
+        sampler = self.dataloader.batch_sampler.sampler
+        if self._iter > 0:
+            sampler.set_start_step(self._iter)
+        # The iterator built in __init__ may already have started workers on step 0: rebuild it.
+        self.dataloader_iterator = _InfiniteDataloaderIterator(self.dataloader)
+        self.runner.call_hook("before_train")
+        self.runner.call_hook("before_train_epoch")
+        while self._iter < self._max_iters and not self.stop_training:
+            self.runner.model.train()
+            self.run_iter(next(self.dataloader_iterator))
+        self.runner.call_hook("after_train_epoch")
+        self.runner.call_hook("after_train")
+        return self.runner.model
+
+
+@HOOKS.register_module()
+class TrainingProgressHook(Hook):
+    """Keeps the model's view of training progress current; every schedule inside a method (EMA momentum,
+    curriculum, stage switches) is a pure function of it, so resume needs no hook state."""
+
+    priority = "ABOVE_NORMAL"
+
+    def __init__(self, steps_per_epoch: int) -> None:
+        self.steps_per_epoch = int(steps_per_epoch)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        max_steps = runner.train_loop.max_iters
+        unwrap(runner.model).set_progress(
+            step=runner.iter,
+            max_steps=max_steps,
+            epoch=runner.iter // self.steps_per_epoch,
+            max_epochs=math.ceil(max_steps / self.steps_per_epoch),
+        )
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        unwrap(runner.model).after_train_step()
+
+
+def last_checkpoint(work_dir: str | Path) -> str | None:
+    pointer = Path(work_dir) / "last_checkpoint"
+    if pointer.is_file():
+        path = pointer.read_text().strip()
+        if path and Path(path).is_file():
+            return path
+    return None
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stop at the first non-finite loss with the step and the last good checkpoint in the message."""
+
+    priority = "HIGHEST"
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        bad = {k: float(v) for k, v in (outputs or {}).items() if "loss" in k and not math.isfinite(float(v))}
+        if bad:
+            last = last_checkpoint(runner.work_dir) or "none (no checkpoint was written yet)"
+            raise FloatingPointError(
+                f"non-finite loss at step {runner.iter + 1}: {bad}. Training stopped; the last good "
+                f"checkpoint is {last}. Resume from it with --resume (e.g. after lowering the lr)."
+            )
+
+
+@HOOKS.register_module()
+class ExitAfterStepHook(Hook):
+    """Testing aid for crash recovery: end the process abruptly (``os._exit``, as a kill would) right after
+    the given step and its checkpoint have been written."""
+
+    priority = "LOWEST"  # after CheckpointHook
+
+    def __init__(self, step: int) -> None:
+        self.step = int(step)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.step:
+            os._exit(3)

@@ -1,0 +1,146 @@
+"""The pretraining data path: keyed augmentation and a resumable, rank-consistent infinite sampler.
+
+Two properties the harness relies on:
+- **Bitwise resume.** Nothing random depends on hidden RNG state. The sampler's order is a function of
+  (seed, epoch); each image's crop and flip are a function of (seed, epoch, dataset index); the mask noise
+  is a function of (seed, global step, dataset index) (``methods.masking.per_sample_noise``). A resumed
+  run therefore sees exactly the batches, crops and masks that an uninterrupted run would see. On resume,
+  the sampler jumps straight to the right position. mmengine's ``IterBasedTrainLoop`` would instead load
+  and discard every batch already trained on.
+- **World-size invariance.** The global batch at step s is the same set of images whatever the number of
+  processes. Rank r takes every world-size-th element of it, so N processes with batch B/N train on exactly
+  what one process with batch B trains on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from mmengine.dataset import DATASETS  # noqa: F401  (registry the dataset is built from)
+from mmengine.dist import get_dist_info
+from mmengine.registry import DATA_SAMPLERS
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+# ImageNet statistics, as the official MAE pretraining transform uses.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def keyed_generator(*key: int) -> torch.Generator:
+    """A torch Generator whose state is a function of the key alone (SeedSequence mixes the integers)."""
+    seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, dtype=np.uint64)[0])
+    return torch.Generator().manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def random_resized_crop_params(
+    width: int, height: int, scale: tuple[float, float], ratio: tuple[float, float], g: torch.Generator
+) -> tuple[int, int, int, int]:
+    """torchvision's RandomResizedCrop.get_params (10 tries, then a centre crop), drawing from ``g``."""
+    area = height * width
+    log_ratio = torch.log(torch.tensor(ratio))
+    for _ in range(10):
+        target_area = area * torch.empty(1).uniform_(scale[0], scale[1], generator=g).item()
+        aspect = math.exp(torch.empty(1).uniform_(log_ratio[0], log_ratio[1], generator=g).item())
+        w = round(math.sqrt(target_area * aspect))
+        h = round(math.sqrt(target_area / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            i = int(torch.randint(0, height - h + 1, (1,), generator=g).item())
+            j = int(torch.randint(0, width - w + 1, (1,), generator=g).item())
+            return i, j, h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, round(width / min(ratio))
+    elif in_ratio > max(ratio):
+        h, w = height, round(height * max(ratio))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+class PretrainDataset(Dataset):
+    """MAE's pretraining view of an image dataset: RandomResizedCrop(scale=crop_scale, bicubic), horizontal
+    flip, ImageNet normalisation; random choices keyed on (seed, epoch, index).
+
+    ``base[i]`` must return ``(image, label, index)`` with a PIL image (the class-folder reader of
+    ``downstream.datasets``). Items are requested as ``(epoch, index)`` pairs by ``KeyedInfiniteSampler``
+    and returned as mmengine's ``dict(inputs=[3, H, W] float tensor, data_samples=index)``.
+    """
+
+    def __init__(self, base: Dataset, img_size: int, crop_scale=(0.2, 1.0), hflip: bool = True,
+                 seed: int = 0) -> None:
+        self.base = base
+        self.img_size = int(img_size)
+        self.crop_scale = tuple(crop_scale)
+        self.hflip = hflip
+        self.seed = int(seed)
+        self.metainfo = getattr(base, "metainfo", {})
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def transform(self, image: Image.Image, epoch: int, index: int) -> torch.Tensor:
+        g = keyed_generator(self.seed, epoch, index)
+        image = image.convert("RGB")
+        i, j, h, w = random_resized_crop_params(image.width, image.height, self.crop_scale, (3 / 4, 4 / 3), g)
+        image = TF.resized_crop(image, i, j, h, w, [self.img_size, self.img_size],
+                                interpolation=TF.InterpolationMode.BICUBIC)
+        if self.hflip and torch.rand(1, generator=g).item() < 0.5:
+            image = TF.horizontal_flip(image)
+        x = TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True)
+        return TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key
+        image, _label, sample_id = self.base[index]
+        return {"inputs": self.transform(image, epoch, index), "data_samples": int(sample_id)}
+
+
+@DATA_SAMPLERS.register_module()
+class KeyedInfiniteSampler(Sampler):
+    """Yields ``(epoch, index)`` forever: a permutation per epoch from (seed, epoch), truncated so every step
+    has a full global batch, and split across ranks by interleaving within each global batch.
+
+    ``set_start_step(s)`` makes the next iteration begin at global step ``s`` without touching the data.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, shuffle: bool = True) -> None:
+        rank, world_size = get_dist_info()
+        self.num_samples = len(dataset)
+        self.batch_size = int(batch_size)  # per process
+        self.rank, self.world_size = rank, world_size
+        self.global_batch = self.batch_size * world_size
+        self.steps_per_epoch = self.num_samples // self.global_batch
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"the dataset has {self.num_samples} images, fewer than one global batch "
+                             f"({self.global_batch})")
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.start_step = 0
+
+    def set_start_step(self, step: int) -> None:
+        self.start_step = int(step)
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.num_samples)
+        return torch.randperm(self.num_samples, generator=keyed_generator(self.seed, epoch, -1))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, step_in_epoch = divmod(self.start_step, self.steps_per_epoch)
+        while True:
+            order = self.epoch_order(epoch)[: self.steps_per_epoch * self.global_batch]
+            # [steps, world, batch]: element (s, r, b) is sample r + b * world of global batch s.
+            mine = order.view(self.steps_per_epoch, self.batch_size, self.world_size)[:, :, self.rank]
+            for step in range(step_in_epoch, self.steps_per_epoch):
+                for index in mine[step].tolist():
+                    yield epoch, index
+            epoch, step_in_epoch = epoch + 1, 0
+
+    def __len__(self) -> int:  # one epoch's worth, for progress displays
+        return self.steps_per_epoch * self.batch_size
