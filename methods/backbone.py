@@ -1,0 +1,460 @@
+"""The one ViT every method trains and every protocol evaluates, and its checkpoint format.
+
+``ViT`` is timm's ``VisionTransformer`` with MAE's choices (fixed 2-D sin-cos position embedding, LayerNorm
+eps 1e-6, qkv bias, cls token, no classifier head), so its state-dict keys are timm's (``patch_embed.proj.*``,
+``cls_token``, ``pos_embed``, ``blocks.{i}.*``, ``norm.*``) and the official MAE encoder weights load into
+it with ``strict=True``. On top of timm it adds what masked image modeling needs:
+
+* ``forward_visible(imgs, ids_keep)``: the MAE encoder on the visible patches only;
+* ``forward_features(imgs)`` (timm's): all tokens;
+* ``forward_with_attention(imgs, block)``: all tokens plus the CLS->patch attention of one block, computed
+  beside that block so every block (that one included) keeps timm's fused attention path;
+* ``forward_intermediates(...)`` (timm's): features of several blocks for the dense protocols.
+
+The encoder file (``export_encoder``) is ``{'state_dict': timm-keyed tensors, 'meta': {...}}``, and
+``load_encoder`` is the one strict loader every protocol uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import Attention, VisionTransformer
+
+from methods.masking import gather_tokens
+
+# ----------------------------------------------------------------------------------------------------------
+# Named architectures. Keys are the official MAE argument names, so a budget or a command line can override
+# any of them. `vit_small_patch16` has no MAE release; its decoder is RC-MAE's (dec512d8b).
+# ----------------------------------------------------------------------------------------------------------
+ARCHS: dict[str, dict[str, Any]] = {
+    "micro": dict(
+        img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=4,
+        decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=4, mlp_ratio=4.0,
+    ),
+    "tiny": dict(
+        img_size=64, patch_size=8, embed_dim=128, depth=4, num_heads=4,
+        decoder_embed_dim=96, decoder_depth=2, decoder_num_heads=3, mlp_ratio=4.0,
+    ),
+    "vit_small_patch16": dict(
+        img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6,
+        decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0,
+    ),
+    "vit_base_patch16": dict(
+        img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12,
+        decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0,
+    ),
+    "vit_large_patch16": dict(
+        img_size=224, patch_size=16, embed_dim=1024, depth=24, num_heads=16,
+        decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mlp_ratio=4.0,
+    ),
+}  # fmt: skip
+
+#: The keys of an ARCHS entry that shape the encoder (the rest shape the decoder).
+ENCODER_ARCH_KEYS = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")
+#: Every architecture key; together with `mask_ratio` and `norm_pix_loss` they belong to the budget.
+ARCH_KEYS = (*ENCODER_ARCH_KEYS, "decoder_embed_dim", "decoder_depth", "decoder_num_heads")
+
+
+def resolve_arch(arch: str | Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """An ARCHS entry (by name) or a dict of arch keys, with overrides applied."""
+    if isinstance(arch, str):
+        if arch not in ARCHS:
+            raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
+        arch = ARCHS[arch]
+    return {**arch, **overrides}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# MAE's fixed position embedding and initialisation (shared with the decoder)
+# ----------------------------------------------------------------------------------------------------------
+def sincos_pos_embed_2d(embed_dim: int, grid_size: int, cls_token: bool = True) -> torch.Tensor:
+    """MAE's fixed 2-D sin-cos table, [1 + G*G, D] (a zero row for the cls token first) or [G*G, D].
+
+    Computed in float64 and rounded once to float32, as the official NumPy code does. As there, the first
+    half of the channels encodes the patch's column and the second half its row.
+    """
+    if embed_dim % 4:
+        raise ValueError(f"sin-cos position embedding needs embed_dim divisible by 4, got {embed_dim}")
+    rows, cols = torch.meshgrid(
+        torch.arange(grid_size, dtype=torch.float64),
+        torch.arange(grid_size, dtype=torch.float64),
+        indexing="ij",
+    )
+    emb = torch.cat([_sincos_1d(embed_dim // 2, cols), _sincos_1d(embed_dim // 2, rows)], dim=1)  # [G*G, D]
+    if cls_token:
+        emb = torch.cat([torch.zeros(1, embed_dim, dtype=torch.float64), emb], dim=0)
+    return emb.float()
+
+
+def _sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))  # [dim/2]
+    angles = pos.reshape(-1, 1) * omega  # [M, dim/2]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)  # [M, dim]
+
+
+def init_mae_(module: nn.Module) -> None:
+    """MAE's init of one module: xavier-uniform Linear, zero bias (as official JAX ViT); LayerNorm 1/0."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The ViT
+# ----------------------------------------------------------------------------------------------------------
+class ViT(VisionTransformer):
+    """timm's VisionTransformer as MAE builds it: fixed sin-cos position embedding, LN eps 1e-6, no head."""
+
+    def __init__(
+        self,
+        img_size: int = 224,
+        patch_size: int = 16,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        in_chans: int = 3,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__(
+            img_size=img_size,
+            patch_size=patch_size,
+            in_chans=in_chans,
+            num_classes=0,
+            global_pool="token",
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=True,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            drop_path_rate=drop_path_rate,
+            weight_init="skip",  # timm's schemes would overwrite the sin-cos table; ours runs below
+        )
+        self.pos_embed.requires_grad_(False)  # fixed, never trained (as MAE)
+        self.init_weights()
+
+    @property
+    def grid_size(self) -> int:
+        return self.patch_embed.grid_size[0]
+
+    @property
+    def num_patches(self) -> int:
+        return self.patch_embed.num_patches
+
+    def init_weights(self, mode: str = "", needs_reset: bool = True) -> None:
+        """MAE's encoder initialisation. Overrides timm's, so nothing can reset the sin-cos table by accident.
+
+        The patch-embedding weight is initialised as a Linear layer (xavier on its [D, 3*p*p] view); its bias
+        keeps PyTorch's Conv2d default, as in the official code.
+        """
+        with torch.no_grad():
+            self.pos_embed.copy_(sincos_pos_embed_2d(self.embed_dim, self.grid_size).unsqueeze(0))
+            w = self.patch_embed.proj.weight
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+            nn.init.normal_(self.cls_token, std=0.02)
+        self.apply(init_mae_)
+
+    # ---- forward passes -------------------------------------------------------------------------------
+    def embed_patches(self, imgs: torch.Tensor) -> torch.Tensor:
+        """Patch embedding plus position embedding, without the cls token: [B, 3, H, W] -> [B, N, D]."""
+        return self.patch_embed(imgs) + self.pos_embed[:, 1:, :]
+
+    def prepend_cls(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, K, D] -> [B, 1 + K, D], the cls token (with its position embedding) first."""
+        cls = self.cls_token + self.pos_embed[:, :1, :]
+        return torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1)
+
+    def forward_visible(self, imgs: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """MAE's encoder: imgs [B, 3, H, W], ids_keep [B, K] -> normed tokens [B, 1 + K, D] (cls first).
+
+        The position embedding is added before the masked patches are dropped, so each visible token keeps
+        its own position. ``ids_keep=None`` runs on all N patches (then equal to ``forward_features``).
+        """
+        x = self.embed_patches(imgs)  # [B, N, D]
+        if ids_keep is not None:
+            x = gather_tokens(x, ids_keep)  # [B, K, D]
+        x = self.prepend_cls(x)  # [B, 1 + K, D]
+        x = self.blocks(x)
+        return self.norm(x)
+
+    def forward_with_attention(
+        self,
+        imgs: torch.Tensor,
+        block: int = -1,
+        ids_keep: torch.Tensor | None = None,
+        per_head: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normed tokens [B, 1 + K, D] and the CLS->patch attention of block ``block``.
+
+        The attention is the cls token's softmax row over all 1 + K tokens with the cls column dropped
+        ([B, K], head-averaged, or [B, heads, K] with ``per_head``); it is not renormalised, so a row sums to
+        1 minus the cls token's attention to itself. It is recomputed from that block's input beside the
+        block, so all blocks still run timm's fused attention and the tokens equal ``forward_visible``'s.
+        """
+        index = range(len(self.blocks))[block]  # negative indices count from the last block
+        x = self.prepend_cls(self._maybe_gather(self.embed_patches(imgs), ids_keep))
+        attn = None
+        for i, blk in enumerate(self.blocks):
+            if i == index:
+                attn = cls_attention(blk.attn, blk.norm1(x))  # [B, heads, K]
+            x = blk(x)
+        assert attn is not None
+        return self.norm(x), attn if per_head else attn.mean(dim=1)
+
+    @staticmethod
+    def _maybe_gather(x: torch.Tensor, ids_keep: torch.Tensor | None) -> torch.Tensor:
+        return x if ids_keep is None else gather_tokens(x, ids_keep)
+
+
+def cls_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """Softmax attention of the cls query over the patch keys of one timm ``Attention``: [B, heads, T - 1].
+
+    ``x`` is the attention's input (after the block's ``norm1``), [B, T, D] with the cls token first.
+    """
+    B, T, _ = x.shape
+    qkv = attn.qkv(x).reshape(B, T, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])  # [B, heads, T, hd]
+    logits = (q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)  # [B, heads, 1, T]
+    return logits.softmax(dim=-1)[:, :, 0, 1:]  # [B, heads, T - 1]
+
+
+def build_vit(arch: str | Mapping[str, Any] = "micro", **overrides: Any) -> ViT:
+    """The encoder of a named architecture (or a dict of arch keys); decoder keys are ignored."""
+    cfg = resolve_arch(arch, **overrides)
+    extra = {k: cfg[k] for k in ("in_chans", "drop_path_rate") if k in cfg}
+    return ViT(**{k: cfg[k] for k in ENCODER_ARCH_KEYS}, **extra)
+
+
+def vit_arch(vit: VisionTransformer) -> dict[str, Any]:
+    """The encoder arch keys of a built timm ViT (recorded in every encoder file)."""
+    blk = vit.blocks[0]
+    return dict(
+        img_size=vit.patch_embed.img_size[0],
+        patch_size=vit.patch_embed.patch_size[0],
+        embed_dim=vit.embed_dim,
+        depth=len(vit.blocks),
+        num_heads=blk.attn.num_heads,
+        mlp_ratio=blk.mlp.fc1.out_features / vit.embed_dim,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The encoder file: export, read, strict load
+# ----------------------------------------------------------------------------------------------------------
+ENCODER_FORMAT = "mim-suite/encoder"
+ENCODER_FORMAT_VERSION = 1
+# Modules a protocol adds on top of the encoder; they never come from an encoder file.
+PROTOCOL_PREFIXES = ("head.", "fc_norm.", "attn_pool.")
+FINAL_NORM_KEYS = ("norm.weight", "norm.bias")
+
+
+class EncoderLoadError(ValueError):
+    """An encoder file does not fit the model exactly; the message names every offending key."""
+
+
+def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over (name, dtype, shape, bytes) of every tensor, in sorted key order."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def encoder_payload(state: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The encoder file's content: detached CPU tensors plus a metadata block (format, version, sha256)."""
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
+    meta = {
+        **dict(metadata),
+        "format": ENCODER_FORMAT,
+        "format_version": ENCODER_FORMAT_VERSION,
+        "sha256": tensors_sha256(tensors),
+    }
+    return {"state_dict": tensors, "meta": meta}
+
+
+def export_encoder(model: nn.Module, path: str | os.PathLike, metadata: Mapping[str, Any]) -> str:
+    """Write the encoder of ``model`` (a ``MIMModel`` or timm ViT) to ``path`` atomically; return its sha256.
+
+    A ``MIMModel`` decides which tensors are exported (``export_encoder_state()``, e.g. RC-MAE's teacher).
+    The metadata block gets the encoder arch when the model has one, plus format, version and sha256.
+    """
+    if hasattr(model, "export_encoder_state"):
+        state, vit = model.export_encoder_state(), model.encoder
+    else:
+        state, vit = model.state_dict(), model
+    meta = {"arch": vit_arch(vit), **metadata} if isinstance(vit, VisionTransformer) else dict(metadata)
+    payload = encoder_payload(state, meta)
+    atomic_torch_save(payload, path)
+    return payload["meta"]["sha256"]
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_encoder(path: str | os.PathLike) -> dict[str, Any]:
+    """Read an encoder file (tensors only, ``weights_only=True``) and check its format."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        hint = (
+            " (an official MAE file? convert it: python -m methods.mae.convert SRC DST)"
+            if (isinstance(payload, dict) and "model" in payload)
+            else ""
+        )
+        raise EncoderLoadError(f"{path}: not an encoder file, expected {{'state_dict', 'meta'}}{hint}")
+    fmt = payload.get("meta", {}).get("format")
+    if fmt != ENCODER_FORMAT:
+        raise EncoderLoadError(f"{path}: meta.format is {fmt!r}, expected {ENCODER_FORMAT!r}")
+    return payload
+
+
+@dataclass
+class LoadReport:
+    """What ``load_encoder`` did, for the result record."""
+
+    source: str
+    num_loaded: int  # encoder tensors copied into the model
+    num_expected: int  # encoder tensors in the file, less those a declared transform drops
+    fraction_loaded: float  # num_loaded / num_expected; load_encoder guarantees 1.0
+    sha256: str  # of the tensors as loaded (after transforms)
+    source_sha256: str  # of the file's tensors as stored
+    transforms: list[str] = field(default_factory=list)  # declared transforms actually applied
+    dropped: list[str] = field(default_factory=list)  # file keys a declared transform removed
+    left_to_protocol: list[str] = field(default_factory=list)  # model keys a protocol initialises (head...)
+    meta: dict[str, Any] = field(default_factory=dict)  # the file's metadata block
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_encoder(
+    path_or_state: str | os.PathLike | Mapping[str, Any],
+    vit: VisionTransformer,
+    *,
+    interpolate_pos_embed: bool = False,
+    drop_final_norm: bool = False,
+) -> LoadReport:
+    """Load an encoder file (or its payload, or a bare timm-keyed state dict) into ``vit``, strictly.
+
+    Every encoder tensor in the file must land in the model and every model tensor must come from the file,
+    except the modules a protocol adds on top (``head.*``, ``fc_norm.*``, ``attn_pool.*``). A missing key,
+    an unexpected key or a wrong shape raises one ``EncoderLoadError`` naming all of them. Two transforms
+    exist and run only when asked for, and the report lists them:
+
+    * ``interpolate_pos_embed``: resample the position embedding to the model's grid (bicubic, cls row kept,
+      as the official MAE fine-tuning code does);
+    * ``drop_final_norm``: drop the file's ``norm.*`` for a protocol that uses its own (the model's
+      ``norm.*``, if any, is then left to the protocol).
+    """
+    source, state, meta = _source_state(path_or_state)
+    source_sha = tensors_sha256(state)
+    state, transforms, dropped = dict(state), [], []
+
+    if drop_final_norm:
+        dropped = [k for k in FINAL_NORM_KEYS if k in state]
+        for k in dropped:
+            del state[k]
+        transforms.append(f"drop_final_norm: removed {dropped}")
+
+    model_state = vit.state_dict()
+    if interpolate_pos_embed and "pos_embed" in state and "pos_embed" in model_state:
+        old, new = state["pos_embed"], model_state["pos_embed"]
+        if old.shape != new.shape:
+            num_prefix = getattr(vit, "num_prefix_tokens", 1)
+            state["pos_embed"] = _resample_pos_embed(old, new, num_prefix)
+            g_old, g_new = (math.isqrt(t.shape[1] - num_prefix) for t in (old, new))
+            transforms.append(
+                f"interpolate_pos_embed: {g_old}x{g_old} -> {g_new}x{g_new} "
+                "(bicubic, prefix tokens kept, as official MAE)"
+            )
+
+    protocol_keys = {k for k in model_state if k.startswith(PROTOCOL_PREFIXES)}
+    if drop_final_norm:
+        protocol_keys |= {k for k in FINAL_NORM_KEYS if k in model_state}
+    missing = sorted(set(model_state) - set(state) - protocol_keys)
+    unexpected = sorted(set(state) - set(model_state))
+    wrong_shape = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}"
+        for k in set(state) & set(model_state)
+        if state[k].shape != model_state[k].shape
+    )
+    if missing or unexpected or wrong_shape:
+        lines = [f"cannot load encoder from {source} strictly:"]
+        lines += [f"  missing in file: {missing}"] if missing else []
+        lines += [f"  unexpected in file: {unexpected}"] if unexpected else []
+        lines += [f"  wrong shape: {wrong_shape}"] if wrong_shape else []
+        if wrong_shape and any(s.startswith("pos_embed") for s in wrong_shape) and not interpolate_pos_embed:
+            lines.append("  (a different grid? pass interpolate_pos_embed=True if the protocol declares it)")
+        raise EncoderLoadError("\n".join(lines))
+
+    result = vit.load_state_dict(state, strict=False)
+    not_loaded = set(result.missing_keys) - protocol_keys
+    assert not not_loaded and not result.unexpected_keys, (not_loaded, result.unexpected_keys)
+    return LoadReport(
+        source=source,
+        num_loaded=len(state),
+        num_expected=len(state),
+        fraction_loaded=1.0,
+        sha256=tensors_sha256(state),
+        source_sha256=source_sha,
+        transforms=transforms,
+        dropped=dropped,
+        left_to_protocol=sorted(protocol_keys),
+        meta=meta,
+    )
+
+
+def _source_state(
+    path_or_state: str | os.PathLike | Mapping[str, Any],
+) -> tuple[str, Mapping[str, torch.Tensor], dict[str, Any]]:
+    if isinstance(path_or_state, (str, os.PathLike)):
+        payload = read_encoder(path_or_state)
+        return str(path_or_state), payload["state_dict"], dict(payload.get("meta", {}))
+    if "state_dict" in path_or_state and isinstance(path_or_state["state_dict"], Mapping):
+        return "<payload>", path_or_state["state_dict"], dict(path_or_state.get("meta", {}))
+    not_tensors = [k for k, v in path_or_state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise EncoderLoadError(f"not a state dict: non-tensor entries {sorted(not_tensors)}")
+    return "<state_dict>", path_or_state, {}
+
+
+def _resample_pos_embed(old: torch.Tensor, new: torch.Tensor, num_prefix: int) -> torch.Tensor:
+    new_grid = math.isqrt(new.shape[1] - num_prefix)
+    return resample_abs_pos_embed(
+        old,
+        new_size=[new_grid, new_grid],
+        num_prefix_tokens=num_prefix,
+        interpolation="bicubic",
+        antialias=False,
+    )

@@ -1,0 +1,1 @@
+"""MAE (He et al., CVPR 2022): the reference method every other folder starts from."""
