@@ -12,6 +12,7 @@ The contract (also in methods/README.md):
   indices read from ``data_samples``; ``'tensor'`` -> encoder tokens [B, 1 + N, D];
 * ``set_progress(...)`` before every step; schedules inside a method are pure functions of
   ``self.progress``; ``after_train_step()`` after every optimizer step (EMA updates live there);
+  ``seed`` and ``teacher_momentum`` are attributes the harness sets;
 * ``param_groups_for_weight_decay(wd)``: the official MAE split (equivalently mmengine's
   ``paramwise_cfg=dict(flat_decay_mult=0.0)``, ``PARAMWISE_CFG`` below);
 * ``export_encoder_state()``: the encoder tensors to export (RC-MAE overrides it to export its teacher).
@@ -79,8 +80,15 @@ class MIMModel(BaseModel):
         self.mlp_ratio = mlp_ratio
         self.norm_pix_loss = norm_pix_loss
         self.mask_ratio = mask_ratio
-        self.seed = seed
+        self.seed = seed  # keys the mask noise; set by the harness
         self.progress = Progress()
+        # EMA momentum m (weight on the old teacher) chosen by the harness from the budget's rule; methods
+        # with a teacher start their schedule from it, methods without one ignore it. None: the paper's m.
+        self.teacher_momentum: float | None = None
+
+    @property
+    def img_size(self) -> int:
+        return self.encoder.patch_embed.img_size[0]
 
     @property
     def patch_size(self) -> int:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.registry import Registry
 
 import methods
@@ -82,3 +83,29 @@ def test_method_configs_cannot_touch_budget_keys_or_misspell(scratch_root, extra
     config.write_text(config.read_text() + "\n" + extra + "\n")
     with pytest.raises(ValueError, match=error):
         methods.list_methods()
+
+
+@pytest.mark.parametrize("name", methods.list_methods())
+def test_every_method_honours_the_contract(name):
+    """Run for each discovered method and variant, so a new folder is checked without a new test."""
+    torch.manual_seed(0)
+    model = methods.build(name, "micro")
+    images, ids = torch.randn(2, 3, 32, 32), torch.tensor([3, 8])
+    losses = model(images, ids, mode="loss")
+    assert losses and "loss" not in losses, "one loss_* key per term, never a total"
+    terms = {k: v for k, v in losses.items() if "loss" in k}
+    assert terms and all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
+    sum(terms.values()).backward()
+    for pname, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"{name}: no gradient reaches {pname}"
+    # an explicit mask overrides the generator, and the same (seed, step, ids) gives the same loss
+    mask = torch.zeros(2, 64, dtype=torch.bool)
+    mask[:, 16:] = True
+    assert torch.equal(model.masking(images, mask).mask, mask)
+    with torch.no_grad():
+        again = model.loss(images, sample_ids=ids)
+        assert all(torch.equal(again[k], losses[k].detach()) for k in terms)
+        assert model(images, mode="tensor").shape == (2, 65, 64)
+    model.set_progress(step=1, max_steps=2)
+    model.after_train_step()
