@@ -5,7 +5,8 @@ eps 1e-6, qkv bias, cls token, no classifier head), so its state-dict keys are t
 ``cls_token``, ``pos_embed``, ``blocks.{i}.*``, ``norm.*``) and the official MAE encoder weights load into
 it with ``strict=True``. On top of timm it adds what masked image modeling needs:
 
-* ``forward_visible(imgs, ids_keep)``: the MAE encoder on the visible patches only;
+* ``forward_visible(imgs, ids_keep)``: the MAE encoder on the visible patches only (``input_tokens`` is
+  its input, for methods that run the blocks themselves);
 * ``forward_features(imgs)`` (timm's): all tokens;
 * ``forward_with_attention(imgs, block)``: all tokens plus the CLS->patch attention of one block, computed
   beside that block so every block (that one included) keeps timm's fused attention path;
@@ -30,6 +31,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from timm.layers import resample_abs_pos_embed
+from timm.models import checkpoint_seq
 from timm.models.vision_transformer import Attention, VisionTransformer
 
 from methods.masking import gather_tokens
@@ -181,17 +183,25 @@ class ViT(VisionTransformer):
         cls = self.cls_token + self.pos_embed[:, :1, :]
         return torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1)
 
-    def forward_visible(self, imgs: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
-        """MAE's encoder: imgs [B, 3, H, W], ids_keep [B, K] -> normed tokens [B, 1 + K, D] (cls first).
+    def input_tokens(self, imgs: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The blocks' input [B, 1 + K, D]: cls, then the visible patches (all N when ``ids_keep`` is None).
 
         The position embedding is added before the masked patches are dropped, so each visible token keeps
-        its own position. ``ids_keep=None`` runs on all N patches (then equal to ``forward_features``).
+        its own position.
         """
         x = self.embed_patches(imgs)  # [B, N, D]
         if ids_keep is not None:
             x = gather_tokens(x, ids_keep)  # [B, K, D]
-        x = self.prepend_cls(x)  # [B, 1 + K, D]
-        x = self.blocks(x)
+        return self.prepend_cls(x)  # [B, 1 + K, D]
+
+    def forward_visible(self, imgs: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """MAE's encoder: imgs [B, 3, H, W], ids_keep [B, K] -> normed tokens [B, 1 + K, D] (cls first).
+
+        ``ids_keep=None`` runs on all N patches (then equal to timm's ``forward_features``).
+        """
+        x = self.input_tokens(imgs, ids_keep)
+        # timm's switch (set_grad_checkpointing) trades compute for memory at the large budgets
+        x = checkpoint_seq(self.blocks, x) if self.grad_checkpointing else self.blocks(x)
         return self.norm(x)
 
     def forward_with_attention(
@@ -209,7 +219,7 @@ class ViT(VisionTransformer):
         block, so all blocks still run timm's fused attention and the tokens equal ``forward_visible``'s.
         """
         index = range(len(self.blocks))[block]  # negative indices count from the last block
-        x = self.prepend_cls(self._maybe_gather(self.embed_patches(imgs), ids_keep))
+        x = self.input_tokens(imgs, ids_keep)
         attn = None
         for i, blk in enumerate(self.blocks):
             if i == index:
@@ -217,10 +227,6 @@ class ViT(VisionTransformer):
             x = blk(x)
         assert attn is not None
         return self.norm(x), attn if per_head else attn.mean(dim=1)
-
-    @staticmethod
-    def _maybe_gather(x: torch.Tensor, ids_keep: torch.Tensor | None) -> torch.Tensor:
-        return x if ids_keep is None else gather_tokens(x, ids_keep)
 
 
 def cls_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:

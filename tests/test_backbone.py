@@ -107,7 +107,7 @@ def test_cls_attention_matches_hand_computation_and_leaves_blocks_alone(vit, ima
         tokens, attn = vit.forward_with_attention(images, block=block, per_head=True)
         _, attn_mean = vit.forward_with_attention(images, block=block)
         # the block's input, by running the blocks before it
-        x = vit.prepend_cls(vit.embed_patches(images))
+        x = vit.input_tokens(images)
         for blk in vit.blocks[: range(len(vit.blocks))[block]]:
             x = blk(x)
         expected = _hand_cls_attention(vit.blocks[block], x)
@@ -131,7 +131,7 @@ def test_cls_attention_on_visible_tokens(vit, images):
 def test_forward_intermediates_gives_dense_features(vit, images):
     with torch.no_grad():
         feats = vit.forward_intermediates(images, indices=[1, 3], intermediates_only=True)
-        x = vit.prepend_cls(vit.embed_patches(images))
+        x = vit.input_tokens(images)
         for blk in vit.blocks[:2]:
             x = blk(x)
     assert [f.shape for f in feats] == [(2, 64, 8, 8)] * 2
@@ -140,3 +140,17 @@ def test_forward_intermediates_gives_dense_features(vit, images):
 
 def test_vit_is_a_timm_vision_transformer():
     assert issubclass(ViT, VisionTransformer)
+
+
+def test_gradient_checkpointing_gives_the_same_result(images):
+    torch.manual_seed(0)
+    vit = build_vit("micro")
+    masking = random_masking(torch.rand(2, 64), 0.75)
+    plain = vit.forward_visible(images, masking.ids_keep)
+    plain.sum().backward()
+    grad = vit.blocks[0].attn.qkv.weight.grad.clone()
+    vit.zero_grad()
+    vit.set_grad_checkpointing(True)
+    checkpointed = vit.forward_visible(images, masking.ids_keep)
+    checkpointed.sum().backward()
+    assert torch.allclose(checkpointed, plain) and torch.allclose(vit.blocks[0].attn.qkv.weight.grad, grad)
