@@ -384,7 +384,7 @@ def load_encoder(
       ``norm.*``, if any, is then left to the protocol).
     """
     source, state, meta = _source_state(path_or_state)
-    source_sha = tensors_sha256(state)
+    source_sha, num_in_file = tensors_sha256(state), len(state)
     state, transforms, dropped = dict(state), [], []
 
     if drop_final_norm:
@@ -425,13 +425,15 @@ def load_encoder(
         raise EncoderLoadError("\n".join(lines))
 
     result = vit.load_state_dict(state, strict=False)
-    not_loaded = set(result.missing_keys) - protocol_keys
-    assert not not_loaded and not result.unexpected_keys, (not_loaded, result.unexpected_keys)
+    num_loaded = len(set(state) - set(result.unexpected_keys))
+    num_expected = num_in_file - len(dropped)
+    if num_loaded != num_expected or set(result.missing_keys) - protocol_keys:  # unreachable after the checks
+        raise EncoderLoadError(f"{source}: loaded {num_loaded} of {num_expected} encoder tensors")
     return LoadReport(
         source=source,
-        num_loaded=len(state),
-        num_expected=len(state),
-        fraction_loaded=1.0,
+        num_loaded=num_loaded,
+        num_expected=num_expected,
+        fraction_loaded=num_loaded / num_expected,
         sha256=tensors_sha256(state),
         source_sha256=source_sha,
         transforms=transforms,
