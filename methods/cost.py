@@ -36,14 +36,16 @@ def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, *
 
 
 @register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward)
-def _sdpa_cpu_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
-                            **kwargs) -> int:
+def _sdpa_cpu_backward_flop(
+    grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs
+) -> int:
     return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
 @register_flop_formula(aten._native_multi_head_attention)
-def _native_mha_flop(query_shape, key_shape, value_shape, embed_dim, num_heads, *args, out_shape=None,
-                     **kwargs) -> int:
+def _native_mha_flop(
+    query_shape, key_shape, value_shape, embed_dim, num_heads, *args, out_shape=None, **kwargs
+) -> int:
     b, lq, e = query_shape
     lk = key_shape[1]
     projections = 2 * b * e * e * (lq + 2 * lk) + 2 * b * lq * e * e  # q, k, v in; output out

@@ -3,7 +3,6 @@ optimizer; a method config may add its own keys only."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,9 @@ def load_budget(name_or_path: str) -> Config:
     if not path.suffix:
         path = BUDGET_DIR / f"{name_or_path}.py"
     if not path.is_file():
-        raise BudgetError(f"no budget '{name_or_path}' ({path} does not exist); available: "
-                          f"{', '.join(available_budgets())}")
+        raise BudgetError(
+            f"no budget '{name_or_path}' ({path} does not exist); available: {', '.join(available_budgets())}"
+        )
     cfg = Config.fromfile(str(path))
     missing = [s for s in BUDGET_SECTIONS if s not in cfg]
     if missing:
@@ -38,7 +38,8 @@ def load_budget(name_or_path: str) -> Config:
 
 
 def flat_keys(tree: Mapping[str, Any], prefix: str = "") -> set[str]:
-    """Dotted paths of every leaf and every sub-dict (``pretrain``, ``pretrain.ema``, ``pretrain.ema.half_life_fraction``)."""
+    """Dotted paths of every leaf and every sub-dict (``pretrain``, ``pretrain.ema``,
+    ``pretrain.ema.half_life_fraction``)."""
     keys = set()
     for k, v in tree.items():
         path = f"{prefix}{k}"
@@ -49,8 +50,19 @@ def flat_keys(tree: Mapping[str, Any], prefix: str = "") -> set[str]:
 
 
 # Keys of the MAE argument set that every method shares through the budget's `model` section or the arch.
-ARCH_KEYS = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "decoder_embed_dim", "decoder_depth",
-             "decoder_num_heads", "mlp_ratio", "norm_pix_loss", "mask_ratio")
+ARCH_KEYS = (
+    "img_size",
+    "patch_size",
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "decoder_embed_dim",
+    "decoder_depth",
+    "decoder_num_heads",
+    "mlp_ratio",
+    "norm_pix_loss",
+    "mask_ratio",
+)
 
 
 def check_method_config(method: str, method_cfg: Mapping[str, Any], budget: Config) -> None:
@@ -64,8 +76,10 @@ def check_method_config(method: str, method_cfg: Mapping[str, Any], budget: Conf
     fixed_leaves = {k.split(".")[-1] for k in fixed} | set(ARCH_KEYS) | set(BUDGET_SECTIONS)
     for key in sorted(flat_keys(method_cfg)):
         if key.split(".")[0] in BUDGET_SECTIONS or key.split(".")[-1] in fixed_leaves:
-            raise BudgetError(f"method '{method}' sets '{key}', which the budget '{budget.budget}' fixes for "
-                              "every method; remove it from the method's config.py")
+            raise BudgetError(
+                f"method '{method}' sets '{key}', which the budget '{budget.budget}' fixes for "
+                "every method; remove it from the method's config.py"
+            )
 
 
 def learning_rate(pretrain: Mapping[str, Any]) -> float:

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
-from mmengine.dataset import DATASETS  # noqa: F401  (registry the dataset is built from)
 from mmengine.dist import get_dist_info
 from mmengine.registry import DATA_SAMPLERS
 from PIL import Image
@@ -32,8 +31,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# First element of every key, so that the sampler's and the augmentation's streams never coincide.
+ORDER_STREAM, AUGMENT_STREAM = 0, 1
+
+
 def keyed_generator(*key: int) -> torch.Generator:
-    """A torch Generator whose state is a function of the key alone (SeedSequence mixes the integers)."""
+    """A torch Generator whose state is a function of the key alone (SeedSequence mixes the non-negative
+    integers of the key)."""
     seed = int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, dtype=np.uint64)[0])
     return torch.Generator().manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
 
@@ -72,8 +76,9 @@ class PretrainDataset(Dataset):
     and returned as mmengine's ``dict(inputs=[3, H, W] float tensor, data_samples=index)``.
     """
 
-    def __init__(self, base: Dataset, img_size: int, crop_scale=(0.2, 1.0), hflip: bool = True,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, base: Dataset, img_size: int, crop_scale=(0.2, 1.0), hflip: bool = True, seed: int = 0
+    ) -> None:
         self.base = base
         self.img_size = int(img_size)
         self.crop_scale = tuple(crop_scale)
@@ -85,11 +90,12 @@ class PretrainDataset(Dataset):
         return len(self.base)
 
     def transform(self, image: Image.Image, epoch: int, index: int) -> torch.Tensor:
-        g = keyed_generator(self.seed, epoch, index)
+        g = keyed_generator(AUGMENT_STREAM, self.seed, epoch, index)
         image = image.convert("RGB")
         i, j, h, w = random_resized_crop_params(image.width, image.height, self.crop_scale, (3 / 4, 4 / 3), g)
-        image = TF.resized_crop(image, i, j, h, w, [self.img_size, self.img_size],
-                                interpolation=TF.InterpolationMode.BICUBIC)
+        image = TF.resized_crop(
+            image, i, j, h, w, [self.img_size, self.img_size], interpolation=TF.InterpolationMode.BICUBIC
+        )
         if self.hflip and torch.rand(1, generator=g).item() < 0.5:
             image = TF.horizontal_flip(image)
         x = TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True)
@@ -117,8 +123,10 @@ class KeyedInfiniteSampler(Sampler):
         self.global_batch = self.batch_size * world_size
         self.steps_per_epoch = self.num_samples // self.global_batch
         if self.steps_per_epoch == 0:
-            raise ValueError(f"the dataset has {self.num_samples} images, fewer than one global batch "
-                             f"({self.global_batch})")
+            raise ValueError(
+                f"the dataset has {self.num_samples} images, fewer than one global batch "
+                f"({self.global_batch})"
+            )
         self.seed = int(seed)
         self.shuffle = shuffle
         self.start_step = 0
@@ -129,7 +137,7 @@ class KeyedInfiniteSampler(Sampler):
     def epoch_order(self, epoch: int) -> torch.Tensor:
         if not self.shuffle:
             return torch.arange(self.num_samples)
-        return torch.randperm(self.num_samples, generator=keyed_generator(self.seed, epoch, -1))
+        return torch.randperm(self.num_samples, generator=keyed_generator(ORDER_STREAM, self.seed, epoch))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch, step_in_epoch = divmod(self.start_step, self.steps_per_epoch)

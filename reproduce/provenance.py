@@ -17,17 +17,33 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PACKAGES = ("torch", "torchvision", "timm", "mmengine", "mmcv", "mmsegmentation", "mmdet", "open_clip_torch",
-            "numpy", "pandas")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "mmengine",
+    "mmcv",
+    "mmsegmentation",
+    "mmdet",
+    "open_clip_torch",
+    "numpy",
+    "pandas",
+)
 
 
 def code_commit() -> str:
     """The git commit of the checkout, with '+dirty' when tracked files differ from it."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")

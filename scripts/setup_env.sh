@@ -33,7 +33,10 @@ fi
 t0=$(date +%s)
 [ -x "$venv/bin/python" ] || { echo "make setup: creating $venv"; "$python" -m venv "$venv"; }
 vpy="$root/$venv/bin/python"
-pip() { "$vpy" -m pip --disable-pip-version-check "$@"; }
+# This machine's pip config lists local index folders that lack some packages; pip warns once per package.
+pip() {
+  "$vpy" -m pip --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location 'file:" >&2)
+}
 
 # torch first: mmcv's build imports it. setuptools<82 keeps pkg_resources (mmcv's setup.py and
 # mmengine's cross-package config bases import it).

@@ -27,8 +27,19 @@ def test_stack_imports_at_pinned_versions():
     for dist, pinned in pins.items():
         installed = version(dist).split("+")[0]  # the local torch wheels carry a +cuXXX tag
         assert installed == pinned, f"{dist}: installed {installed}, pyproject pins {pinned}"
-    for module in ("torch", "torchvision", "mmengine", "mmcv.ops", "mmseg.models", "mmdet.models", "timm",
-                   "open_clip", "pandas", "pycocotools.mask", "pkg_resources"):
+    for module in (
+        "torch",
+        "torchvision",
+        "mmengine",
+        "mmcv.ops",
+        "mmseg.models",
+        "mmdet.models",
+        "timm",
+        "open_clip",
+        "pandas",
+        "pycocotools.mask",
+        "pkg_resources",
+    ):
         importlib.import_module(module)
 
 
@@ -43,20 +54,21 @@ def test_mmcv_nms_keeps_expected_boxes():
 
 
 def test_mmcv_roi_align_matches_bilinear_sampling():
-    from mmcv.ops import roi_align
+    from mmcv.ops import RoIAlign
 
     feat = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4)
     rois = torch.tensor([[0, 0, 0, 3, 3]], dtype=torch.float32)
-    out = roi_align(feat, rois, (2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    out = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=0, aligned=True)(feat, rois)
     # Values from ../shared/reference/dependencies.md; 1.5625 is the mean of the four bilinear samples at
     # (-0.125, -0.125), (-0.125, 0.625), (0.625, -0.125), (0.625, 0.625) of bin (0, 0) (negatives clamp to 0).
     assert out.flatten().tolist() == pytest.approx([1.5625, 3.0, 7.3125, 8.75], abs=1e-6)
 
 
 def test_runner_trains_saves_and_resumes(tmp_path):
-    import methods  # noqa: F401  (installs the checkpoint-loading fix)
     from mmengine.model import BaseModel
     from mmengine.runner import Runner
+
+    import methods  # noqa: F401  (installs the checkpoint-loading fix)
 
     class Regressor(BaseModel):
         def __init__(self):
@@ -79,12 +91,19 @@ def test_runner_trains_saves_and_resumes(tmp_path):
         return Runner(
             model=Regressor(),
             work_dir=str(tmp_path),
-            train_dataloader=dict(dataset=Toy(), sampler=dict(type="DefaultSampler", shuffle=False),
-                                  batch_size=4, num_workers=0),
+            train_dataloader=dict(
+                dataset=Toy(),
+                sampler=dict(type="DefaultSampler", shuffle=False),
+                batch_size=4,
+                num_workers=0,
+                collate_fn=dict(type="default_collate"),
+            ),
             optim_wrapper=dict(optimizer=dict(type="SGD", lr=1e-3)),
             train_cfg=dict(by_epoch=False, max_iters=max_iters),
-            default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False),
-                               logger=dict(type="LoggerHook", interval=1)),
+            default_hooks=dict(
+                checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False),
+                logger=dict(type="LoggerHook", interval=1),
+            ),
             resume=resume,
             default_scope="mmengine",
             experiment_name=f"smoke{max_iters}",
@@ -116,6 +135,7 @@ def test_checkpoint_fix_is_registered_once_for_local_paths():
 
 def test_open_clip_builds_offline_from_shipped_config():
     import open_clip
+
     from methods import clip_configs
 
     names = clip_configs.register()

@@ -1,4 +1,4 @@
-"""open_clip model configs shipped with the project, for the small CLIP teachers of the micro and tiny budgets.
+"""open_clip model configs shipped with the project: the small CLIP teachers of the micro and tiny budgets.
 
 Each teacher's vision tower is built at the student's image and patch size, so the teacher's patch grid equals
 the student's (micro: 32 px / patch 4 -> 8x8; tiny: 64 px / patch 8 -> 8x8). The text tower uses open_clip's

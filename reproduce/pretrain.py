@@ -1,0 +1,306 @@
+"""Pretrain one method under one budget, then export its encoder and write its result record.
+
+    python reproduce/pretrain.py --method mae --budget micro [--work-dir DIR] [--resume] [--seed N]
+    torchrun --nproc-per-node 8 reproduce/pretrain.py --method mae --budget base-800e --launcher pytorch \
+        --data-root /datasets
+
+The run is an mmengine Runner: progress and ETA in the log every ``pretrain.log_interval`` steps, scalars in
+``<work-dir>/<timestamp>/vis_data/scalars.json``, atomic checkpoints every ``checkpoint_interval_epochs``
+epochs, auto-resume with ``--resume``. At the end it writes ``encoder.pth`` (timm keys + metadata; the format
+every protocol loads with ``methods.backbone.load_encoder``) and a ``pretrain`` result record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS
+from mmengine.runner import Runner
+
+import methods
+from methods.backbone import export_encoder
+from methods.base import PARAMWISE_CFG
+from methods.cost import FLOPS_UNIT, count_flops
+from reproduce import budget as budgets
+from reproduce.harness import unwrap
+from reproduce.pretrain_data import PretrainDataset
+from reproduce.provenance import files_hash, provenance
+from tables.records import Record, write_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", required=True, help="a method or variant name (methods.list_methods())")
+    p.add_argument("--budget", default="micro", help="budget name in reproduce/budgets/ or a config path")
+    p.add_argument(
+        "--work-dir", default=None, help="run folder (default: work_dirs/<budget>/<method>/seed<seed>)"
+    )
+    p.add_argument("--records-dir", default="work_dirs", help="root under which result records are written")
+    p.add_argument("--seed", type=int, default=0, help="pretraining seed (data order, crops, masks, init)")
+    p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
+    p.add_argument("--data-root", default=None, help="dataset root for budgets on real data (small/base)")
+    p.add_argument(
+        "--launcher",
+        default="none",
+        choices=["none", "pytorch", "slurm"],
+        help="mmengine launcher for multi-process runs (torchrun: pytorch)",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="stop after this many steps (smoke runs; the record says so)",
+    )
+    p.add_argument(
+        "--exit-after-step",
+        type=int,
+        default=None,
+        help="testing aid: end the process abruptly after this step (and its checkpoint)",
+    )
+    p.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default={},
+        metavar="KEY=VALUE",
+        help="override budget keys (e.g. pretrain.batch_size=32); recorded in the config hash",
+    )
+    return p.parse_args(argv)
+
+
+@HOOKS.register_module()
+class ThroughputHook(Hook):
+    """Images per second over the run, excluding the first steps (warm-up of allocators and kernels)."""
+
+    priority = "LOW"
+
+    def __init__(self, global_batch: int, skip: int = 2) -> None:
+        self.global_batch, self.skip = global_batch, skip
+        self.start: float | None = None
+        self.steps = 0
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self.start is None:
+            self.skip -= 1
+            if self.skip <= 0:
+                self.start = time.perf_counter()
+            return
+        self.steps += 1
+
+    def images_per_s(self) -> float | None:
+        if self.start is None or self.steps == 0:
+            return None
+        return self.steps * self.global_batch / (time.perf_counter() - self.start)
+
+
+def measure_step_flops(model: torch.nn.Module, batch: int, img_size: int) -> int:
+    """FLOPs of one training step (forward, backward, every extra forward) on a batch of ``batch`` images.
+    Runs on a deep copy so that nothing (EMA state, optimizer) of the real model is touched."""
+    probe = copy.deepcopy(model).train()
+    images = torch.randn(batch, 3, img_size, img_size)
+    ids = torch.arange(batch)
+
+    def step():
+        losses = probe.loss(images, sample_ids=ids)
+        sum(v for k, v in losses.items() if "loss" in k).backward()
+        probe.after_train_step()
+
+    return count_flops(step)
+
+
+def dataset_for(cfg: Config):
+    """The class-folder train split of the budget's dataset (written first for SynthScenes budgets)."""
+    from downstream.datasets.imagenet import ImageFolderDataset
+    from reproduce.data import ensure_dataset
+
+    root, manifest_hash = ensure_dataset(cfg)
+    train = ImageFolderDataset(root, split="train")
+    return train, manifest_hash
+
+
+def expected_world_size(launcher: str) -> int:
+    """Processes in this run, known before mmengine initialises the process group (torchrun and slurm
+    export it), so the per-process batch can be fixed in the dataloader config."""
+    if launcher == "pytorch":
+        return int(os.environ.get("WORLD_SIZE", 1))
+    if launcher == "slurm":
+        return int(os.environ.get("SLURM_NTASKS", 1))
+    return 1
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    cfg = budgets.load_budget(args.budget)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        cfg.data.root = args.data_root
+    method_cfg = methods.method_config(args.method)
+    budgets.check_method_config(args.method, method_cfg, cfg)
+    pre = cfg.pretrain
+    work_dir = Path(args.work_dir or ROOT / "work_dirs" / cfg.budget / args.method / f"seed{args.seed}")
+
+    train_set, manifest_hash = dataset_for(cfg)
+    torch.manual_seed(args.seed)  # the initial weights; every process builds the same ones
+    model = methods.build(args.method, budget=dict(cfg.model))
+    model.seed = args.seed
+
+    # Cost per image, measured before training (it also decides the step count under equalize='flops').
+    probe_batch = 8
+    flops_per_image = measure_step_flops(model, probe_batch, model.img_size) / probe_batch
+    cost_ratio = 1.0
+    if pre.equalize == "flops":
+        reference = methods.build("mae", budget=dict(cfg.model))
+        cost_ratio = flops_per_image / (
+            measure_step_flops(reference, probe_batch, model.img_size) / probe_batch
+        )
+    max_steps, steps_per_epoch = budgets.steps_for(pre, len(train_set), cost_ratio)
+    if args.max_steps:
+        max_steps = min(max_steps, args.max_steps)
+    momentum = budgets.ema_momentum(pre.ema, max_steps)
+    model.teacher_momentum = momentum
+
+    world_size = expected_world_size(args.launcher)
+    if pre.batch_size % world_size:
+        raise budgets.BudgetError(
+            f"pretrain.batch_size {pre.batch_size} is not divisible by {world_size} processes"
+        )
+    lr = budgets.learning_rate(pre)
+    on_gpu = torch.cuda.is_available()
+    precision = "bf16-autocast" if (pre.precision == "auto" and on_gpu) else "fp32"
+    warmup = min(pre.warmup_epochs * steps_per_epoch, max_steps)
+    runner = Runner(
+        model=model,
+        work_dir=str(work_dir),
+        experiment_name=f"{cfg.budget}-{args.method}-seed{args.seed}",
+        train_dataloader=dict(
+            dataset=PretrainDataset(train_set, model.img_size, pre.crop_scale, pre.hflip, seed=args.seed),
+            sampler=dict(
+                type="KeyedInfiniteSampler",
+                seed=args.seed,
+                shuffle=True,
+                batch_size=pre.batch_size // world_size,
+            ),
+            batch_size=pre.batch_size // world_size,
+            num_workers=pre.num_workers,
+            persistent_workers=pre.num_workers > 0,
+            collate_fn=dict(type="default_collate"),
+        ),
+        train_cfg=dict(type="StepLoop", max_iters=max_steps),
+        optim_wrapper=dict(
+            type="AmpOptimWrapper" if precision != "fp32" else "OptimWrapper",
+            **({"dtype": "bfloat16"} if precision != "fp32" else {}),
+            optimizer=dict(type="AdamW", lr=lr, betas=tuple(pre.betas), weight_decay=pre.weight_decay),
+            # The official MAE split (no decay on 1-D parameters and biases; tokens decayed), mmengine-native.
+            paramwise_cfg=PARAMWISE_CFG,
+        ),
+        param_scheduler=[
+            dict(type="LinearLR", start_factor=1e-8, by_epoch=False, begin=0, end=max(warmup, 1)),
+            dict(
+                type="CosineAnnealingLR",
+                by_epoch=False,
+                begin=max(warmup, 1),
+                end=max_steps,
+                T_max=max(max_steps - warmup, 1),
+                eta_min=pre.min_lr,
+            ),
+        ],
+        default_hooks=dict(
+            checkpoint=dict(
+                type="CheckpointHook",
+                by_epoch=False,
+                max_keep_ckpts=2,
+                save_last=True,
+                interval=pre.checkpoint_interval_epochs * steps_per_epoch,
+                backend_args=dict(backend="atomic_local"),
+            ),
+            logger=dict(type="LoggerHook", interval=pre.log_interval),
+        ),
+        custom_hooks=[
+            dict(type="NonFiniteLossHook"),
+            dict(type="TrainingProgressHook", steps_per_epoch=steps_per_epoch),
+            dict(type="ThroughputHook", global_batch=pre.batch_size),
+            *([dict(type="ExitAfterStepHook", step=args.exit_after_step)] if args.exit_after_step else []),
+        ],
+        log_processor=dict(by_epoch=False, window_size=pre.log_interval),
+        randomness=dict(seed=args.seed, deterministic=True),
+        resume=args.resume,
+        launcher=args.launcher,
+        env_cfg=dict(dist_cfg=dict(backend="nccl" if on_gpu else "gloo")),
+        default_scope="mmengine",
+    )
+    wall_start = time.perf_counter()
+    runner.train()
+    wall = time.perf_counter() - wall_start
+
+    model = unwrap(runner.model)
+    throughput = next(h for h in runner.hooks if isinstance(h, ThroughputHook)).images_per_s()
+    code_files = sorted((ROOT / "methods").rglob("*.py"))
+    config_dump = {"budget": cfg.to_dict(), "method": args.method, "method_config": method_cfg}
+    prov = provenance(
+        config=config_dump,
+        dataset_manifest_hash=manifest_hash,
+        world_size=world_size,
+        batch_size=pre.batch_size,
+        precision=precision,
+        seed=args.seed,
+        code_hash=files_hash(code_files),
+    )
+    meta = {
+        "method": args.method,
+        "budget": cfg.budget,
+        "arch": dict(cfg.model),
+        "steps": max_steps,
+        "teacher_momentum": momentum,
+        "provenance": prov,
+    }
+    summary: dict[str, Any] = {}
+    if is_main_process():
+        encoder_path = export_encoder(model, work_dir / "encoder.pth", meta)
+        images = max_steps * pre.batch_size
+        record = Record(
+            budget=cfg.budget,
+            method=args.method,
+            protocol="pretrain",
+            seed=args.seed,
+            metrics={"final_loss": float(runner.message_hub.get_scalar("train/loss").current())},
+            cost={
+                "flops_per_image": flops_per_image,
+                "flops_unit": FLOPS_UNIT,
+                "images_per_s": throughput,
+                "train_images": images,
+                "total_flops": flops_per_image * images,
+                "wall_s": wall,
+                "steps": max_steps,
+                "cost_ratio_vs_mae": cost_ratio,
+            },
+            provenance=prov,
+            extra={
+                "encoder": str(encoder_path),
+                "teacher_momentum": momentum,
+                "lr": lr,
+                "steps_per_epoch": steps_per_epoch,
+                "max_steps_override": args.max_steps,
+            },
+        )
+        summary = {"record": str(write_record(record, args.records_dir)), "encoder": str(encoder_path)}
+        print_log(f"pretrain done: {summary}", logger="current", level=logging.INFO)
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,60 @@
+"""The result-record format: round trip, validation, atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tables import records
+
+PROV = {k: "x" for k in records.REQUIRED_PROVENANCE} | {"world_size": 1, "batch_size": 64, "seed": 0}
+
+
+def make(**kw):
+    base = dict(
+        budget="micro", method="mae", protocol="linear_probe", seed=1, metrics={"top1": 12.5}, provenance=PROV
+    )
+    return records.Record(**(base | kw))
+
+
+def test_round_trip_and_filtering(tmp_path):
+    path = records.write_record(make(), tmp_path)
+    assert path == tmp_path / "records/micro/mae/linear_probe/seed1.json"
+    assert records.read_record(path) == make(created=records.read_record(path).created)
+    records.write_record(make(method="hpm"), tmp_path)
+    assert [r.method for r in records.iter_records(tmp_path, method="hpm")] == ["hpm"]
+    assert len(list(records.iter_records(tmp_path, budget="micro"))) == 2
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"metrics": {"top1": float("nan")}}, "metric 'top1' must be a finite number"),
+        ({"method": "a/b"}, "'method' must be a non-empty string"),
+        ({"seed": "0"}, "'seed' must be an integer"),
+        ({"provenance": {"seed": 0}}, "provenance lacks code_commit"),
+    ],
+)
+def test_invalid_records_are_refused(tmp_path, kw, message):
+    with pytest.raises(records.RecordError, match=message):
+        records.write_record(make(**kw), tmp_path)
+
+
+def test_reading_a_broken_file_names_it(tmp_path):
+    bad = tmp_path / "seed0.json"
+    bad.write_text("{not json")
+    with pytest.raises(records.RecordError, match=r"seed0\.json: not valid JSON"):
+        records.read_record(bad)
+    bad.write_text(json.dumps(make().to_dict() | {"schema_version": 99}))
+    with pytest.raises(records.RecordError, match="schema_version 99"):
+        records.read_record(bad)
+
+
+def test_atomic_write_keeps_the_old_file_when_serialisation_fails(tmp_path):
+    path = tmp_path / "r.json"
+    records.write_json_atomic({"a": 1}, path)
+    with pytest.raises(TypeError):
+        records.write_json_atomic({"a": object()}, path)  # not JSON-serialisable
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
