@@ -35,10 +35,10 @@ def _device() -> torch.device:
 def _model_and_optimizer(method: str, budget_cfg, device):
     from mmengine.optim import build_optim_wrapper
 
-    import methods
     from methods.base import PARAMWISE_CFG
+    from reproduce.budget import build_model
 
-    model = methods.build(method, budget=dict(budget_cfg.model)).to(device)
+    model = build_model(method, budget_cfg).to(device)
     model.teacher_momentum = 0.99
     pre = budget_cfg.pretrain
     wrapper = build_optim_wrapper(

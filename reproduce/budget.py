@@ -90,8 +90,9 @@ def learning_rate(pretrain: Mapping[str, Any]) -> float:
 def ema_momentum(ema: Mapping[str, Any], total_steps: int) -> float:
     """The budget's EMA rule: a teacher half-life of ``half_life_fraction`` of the run, but never slower than
     the paper's momentum. m weighs the old teacher: teacher = m * teacher + (1 - m) * student."""
-    half_life = max(ema["half_life_fraction"] * total_steps, 1.0)
-    return min(float(ema["paper_momentum"]), 0.5 ** (1.0 / half_life))
+    from methods.teachers import small_budget_momentum
+
+    return small_budget_momentum(float(ema["paper_momentum"]), total_steps, float(ema["half_life_fraction"]))
 
 
 def steps_for(pretrain: Mapping[str, Any], num_train: int, cost_ratio: float = 1.0) -> tuple[int, int]:
@@ -106,3 +107,11 @@ def steps_for(pretrain: Mapping[str, Any], num_train: int, cost_ratio: float = 1
     elif pretrain["equalize"] != "epochs":
         raise BudgetError(f"pretrain.equalize must be 'epochs' or 'flops', got {pretrain['equalize']!r}")
     return total, steps_per_epoch
+
+
+def build_model(method: str, budget: Config, **overrides: Any):
+    """The method's model on the budget's architecture (``model.arch``) with the budget's shared MAE keys."""
+    import methods
+
+    shared = {k: v for k, v in budget.model.items() if k != "arch"}
+    return methods.build(method, budget=budget.model.arch, **shared, **overrides)

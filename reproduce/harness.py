@@ -23,6 +23,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS, LOOPS
 from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterator
 
+from reproduce.pretrain_data import KeyedInfiniteSampler  # noqa: F401  (registered with the loop it serves)
+
 
 def _atomic_write(data: bytes, filepath: str | Path) -> None:
     filepath = Path(filepath)
@@ -113,7 +115,8 @@ class NonFiniteLossHook(Hook):
     priority = "HIGHEST"
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        bad = {k: float(v) for k, v in (outputs or {}).items() if "loss" in k and not math.isfinite(float(v))}
+        values = {k: float(v.detach() if hasattr(v, "detach") else v) for k, v in (outputs or {}).items()}
+        bad = {k: v for k, v in values.items() if "loss" in k and not math.isfinite(v)}
         if bad:
             last = last_checkpoint(runner.work_dir) or "none (no checkpoint was written yet)"
             raise FloatingPointError(

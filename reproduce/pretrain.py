@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     train_set, manifest_hash = dataset_for(cfg)
     torch.manual_seed(args.seed)  # the initial weights; every process builds the same ones
-    model = methods.build(args.method, budget=dict(cfg.model))
+    model = budgets.build_model(args.method, cfg)
     model.seed = args.seed
 
     # Cost per image, measured before training (it also decides the step count under equalize='flops').
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     flops_per_image = measure_step_flops(model, probe_batch, model.img_size) / probe_batch
     cost_ratio = 1.0
     if pre.equalize == "flops":
-        reference = methods.build("mae", budget=dict(cfg.model))
+        reference = budgets.build_model("mae", cfg)
         cost_ratio = flops_per_image / (
             measure_step_flops(reference, probe_batch, model.img_size) / probe_batch
         )
