@@ -1,0 +1,60 @@
+"""Decoding images with errors that name the file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from downstream.datasets.errors import DatasetError
+
+# Real ImageNet ships .JPEG; copies and subsets often use .jpg or .png. Compared case-insensitively.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpeg", ".jpg", ".png")
+
+
+def open_rgb(path: str | os.PathLike, layout: str) -> Image.Image:
+    """Fully decode ``path`` as RGB (a lazy ``Image.open`` would defer truncation errors to later)."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise DatasetError.at(path, "file not found", layout) from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError.at(
+            path, f"corrupt or unreadable image ({type(exc).__name__}: {exc})", layout
+        ) from None
+
+
+def open_array(
+    path: str | os.PathLike, layout: str, mode: str | None = None
+) -> tuple[np.ndarray, Image.Image]:
+    """Decode ``path`` without conversion; returns (pixels, image). With ``mode``, require that PIL mode."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except FileNotFoundError:
+        raise DatasetError.at(path, "file not found", layout) from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError.at(
+            path, f"corrupt or unreadable image ({type(exc).__name__}: {exc})", layout
+        ) from None
+    if mode is not None and image.mode != mode:
+        raise DatasetError.at(path, f"image mode {image.mode!r}, not {mode!r}", layout)
+    return np.asarray(image), image
+
+
+def readable_split(
+    paths: Iterable[str | os.PathLike], check: Callable[[Path], object]
+) -> tuple[list[Path], list[Path]]:
+    """Split ``paths`` into (readable, unreadable) by running ``check`` (which raises DatasetError)."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            check(Path(path))
+            good.append(Path(path))
+        except DatasetError:
+            bad.append(Path(path))
+    return good, bad
