@@ -83,11 +83,12 @@ class TrainingProgressHook(Hook):
 
     priority = "ABOVE_NORMAL"
 
-    def __init__(self, steps_per_epoch: int) -> None:
+    def __init__(self, steps_per_epoch: int, planned_steps: int | None = None) -> None:
         self.steps_per_epoch = int(steps_per_epoch)
+        self.planned_steps = planned_steps  # the full run's length when a smoke run stops early
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        max_steps = runner.train_loop.max_iters
+        max_steps = self.planned_steps or runner.train_loop.max_iters
         unwrap(runner.model).set_progress(
             step=runner.iter,
             max_steps=max_steps,

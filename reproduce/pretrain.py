@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -30,10 +30,12 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 
 import methods
+from downstream.datasets.imagenet import ImageFolderDataset
 from methods.backbone import export_encoder
 from methods.base import PARAMWISE_CFG
 from methods.cost import FLOPS_UNIT, count_flops
 from reproduce import budget as budgets
+from reproduce import data_root
 from reproduce.harness import unwrap
 from reproduce.pretrain_data import PretrainDataset
 from reproduce.provenance import files_hash, provenance
@@ -122,16 +124,6 @@ def measure_step_flops(model: torch.nn.Module, batch: int, img_size: int) -> int
     return count_flops(step)
 
 
-def dataset_for(cfg: Config):
-    """The class-folder train split of the budget's dataset (written first for SynthScenes budgets)."""
-    from downstream.datasets.imagenet import ImageFolderDataset
-    from reproduce.data import ensure_dataset
-
-    root, manifest_hash = ensure_dataset(cfg)
-    train = ImageFolderDataset(root, split="train")
-    return train, manifest_hash
-
-
 def expected_world_size(launcher: str) -> int:
     """Processes in this run, known before mmengine initialises the process group (torchrun and slurm
     export it), so the per-process batch can be fixed in the dataloader config."""
@@ -147,14 +139,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = budgets.load_budget(args.budget)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        cfg.data.root = args.data_root
     method_cfg = methods.method_config(args.method)
     budgets.check_method_config(args.method, method_cfg, cfg)
     pre = cfg.pretrain
     work_dir = Path(args.work_dir or ROOT / "work_dirs" / cfg.budget / args.method / f"seed{args.seed}")
 
-    train_set, manifest_hash = dataset_for(cfg)
+    data = data_root.prepare(cfg, args.data_root)
+    train_set = ImageFolderDataset(data.imagenet, split="train")
     torch.manual_seed(args.seed)  # the initial weights; every process builds the same ones
     model = budgets.build_model(args.method, cfg)
     model.seed = args.seed
@@ -168,10 +159,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cost_ratio = flops_per_image / (
             measure_step_flops(reference, probe_batch, model.img_size) / probe_batch
         )
-    max_steps, steps_per_epoch = budgets.steps_for(pre, len(train_set), cost_ratio)
-    if args.max_steps:
-        max_steps = min(max_steps, args.max_steps)
-    momentum = budgets.ema_momentum(pre.ema, max_steps)
+    # The schedules (lr, EMA, every method's own) follow the planned run; --max-steps only stops it early.
+    planned_steps, steps_per_epoch = budgets.steps_for(pre, len(train_set), cost_ratio)
+    max_steps = min(planned_steps, args.max_steps) if args.max_steps else planned_steps
+    momentum = budgets.ema_momentum(pre.ema, planned_steps)
     model.teacher_momentum = momentum
 
     world_size = expected_world_size(args.launcher)
@@ -182,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     lr = budgets.learning_rate(pre)
     on_gpu = torch.cuda.is_available()
     precision = "bf16-autocast" if (pre.precision == "auto" and on_gpu) else "fp32"
-    warmup = min(pre.warmup_epochs * steps_per_epoch, max_steps)
+    warmup = min(pre.warmup_epochs * steps_per_epoch, planned_steps - 1)
     runner = Runner(
         model=model,
         work_dir=str(work_dir),
@@ -214,8 +205,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 type="CosineAnnealingLR",
                 by_epoch=False,
                 begin=max(warmup, 1),
-                end=max_steps,
-                T_max=max(max_steps - warmup, 1),
+                end=planned_steps,
+                T_max=planned_steps - max(warmup, 1),
                 eta_min=pre.min_lr,
             ),
         ],
@@ -232,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ),
         custom_hooks=[
             dict(type="NonFiniteLossHook"),
-            dict(type="TrainingProgressHook", steps_per_epoch=steps_per_epoch),
+            dict(type="TrainingProgressHook", steps_per_epoch=steps_per_epoch, planned_steps=planned_steps),
             dict(type="ThroughputHook", global_batch=pre.batch_size),
             *([dict(type="ExitAfterStepHook", step=args.exit_after_step)] if args.exit_after_step else []),
         ],
@@ -253,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config_dump = {"budget": cfg.to_dict(), "method": args.method, "method_config": method_cfg}
     prov = provenance(
         config=config_dump,
-        dataset_manifest_hash=manifest_hash,
+        dataset_manifest_hash=data.manifest_hash,
         world_size=world_size,
         batch_size=pre.batch_size,
         precision=precision,
@@ -263,14 +254,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meta = {
         "method": args.method,
         "budget": cfg.budget,
-        "arch": dict(cfg.model),
+        "budget_model": dict(cfg.model),
         "steps": max_steps,
         "teacher_momentum": momentum,
         "provenance": prov,
     }
     summary: dict[str, Any] = {}
     if is_main_process():
-        encoder_path = export_encoder(model, work_dir / "encoder.pth", meta)
+        encoder_path = work_dir / "encoder.pth"
+        encoder_sha256 = export_encoder(model, encoder_path, meta)
         images = max_steps * pre.batch_size
         record = Record(
             budget=cfg.budget,
@@ -291,9 +283,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             provenance=prov,
             extra={
                 "encoder": str(encoder_path),
+                "encoder_sha256": encoder_sha256,
                 "teacher_momentum": momentum,
                 "lr": lr,
                 "steps_per_epoch": steps_per_epoch,
+                "planned_steps": planned_steps,
                 "max_steps_override": args.max_steps,
             },
         )

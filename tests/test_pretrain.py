@@ -151,3 +151,56 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     torch.manual_seed(0)  # pretrain.py seeds the same way before building the model
     init = methods.build("mae", budget="micro").encoder.state_dict()
     assert max((one[k] - init[k]).abs().max().item() for k in one) > 100 * max(worst, 1e-7)
+
+
+def fake_imagenet(root: Path, classes: int = 2, per_class: int = 8, size: int = 40) -> Path:
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for c in range(classes):
+            folder = root / "imagenet" / split / f"n{c:08d}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = torch.randint(0, 255, (size, size, 3), generator=g, dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / f"img_{i}.JPEG")
+    return root
+
+
+@pytest.mark.parametrize("budget", ["small", "base-300e"])
+def test_real_data_budgets_train_two_steps_at_reduced_size(tmp_path, budget):
+    """The small and base budgets are real configs: their arch (ViT-S/16, ViT-B/16), schedule and optimizer
+    run two steps on fake ImageNet-layout data, with the image size and batch reduced to fit a CPU test."""
+    root = fake_imagenet(tmp_path / "data")
+    summary = pretrain.main(
+        [
+            "--method",
+            "mae",
+            "--budget",
+            budget,
+            "--data-root",
+            str(root),
+            "--work-dir",
+            str(tmp_path / "run"),
+            "--records-dir",
+            str(tmp_path),
+            "--max-steps",
+            "2",
+            "--cfg-options",
+            "model.img_size=32",
+            "pretrain.batch_size=8",
+            "pretrain.num_workers=0",
+        ]
+    )
+    record = read_record(summary["record"])
+    assert record.cost["steps"] == 2 and record.extra["max_steps_override"] == 2
+    meta = torch.load(summary["encoder"], weights_only=True)["meta"]
+    expected_dim = {"small": 384, "base-300e": 768}[budget]
+    assert meta["arch"]["embed_dim"] == expected_dim and meta["arch"]["patch_size"] == 16
+
+
+def test_real_data_budget_without_data_root_says_what_to_provide(tmp_path):
+    from reproduce.data_root import DataRootError
+
+    with pytest.raises(DataRootError, match=r"budget 'small' trains on real data: pass --data-root DIR"):
+        pretrain.main(["--method", "mae", "--budget", "small", "--work-dir", str(tmp_path)])

@@ -5,9 +5,10 @@
 budget = "base"
 
 data = dict(
-    root=None,
+    name="imagenet-1k",
+    root=None,  # --data-root DIR: DIR/imagenet/{train,val}/<class>/*.JPEG (README.md, "Real datasets")
     seed=0,
-    classification=dict(train="imagenet/train", val="imagenet/val", img_size=224),
+    imagenet=dict(image_size=224),
 )
 
 model = dict(arch="vit_base_patch16", mask_ratio=0.75, norm_pix_loss=True)

@@ -3,9 +3,10 @@
 budget = "small"
 
 data = dict(
-    root=None,  # set with --data-root; the layout below is relative to it
+    name="imagenet-subset",
+    root=None,  # --data-root DIR: DIR/imagenet/{train,val}/<class>/*.JPEG (README.md, "Real datasets")
     seed=0,
-    classification=dict(train="imagenet/train", val="imagenet/val", img_size=224),
+    imagenet=dict(image_size=224),
 )
 
 model = dict(arch="vit_small_patch16", mask_ratio=0.75, norm_pix_loss=True)
