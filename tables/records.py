@@ -5,7 +5,12 @@ these records and ``paper_numbers.yaml``. A record holds what was measured (``me
 (``cost``) and where it came from (``provenance``). Standard library only, so the renderer can read records
 without importing torch.
 
-Layout on disk: ``<work_dir>/records/<budget>/<method>/<protocol>/seed<seed>.json``.
+Seeds: ``seed`` is the seed of the run the record describes. A downstream record also names the pretraining
+seed of the encoder it evaluated (``pretrain_seed``), because pretraining is the largest source of variance
+and a table must say which seeds varied. A pretraining record leaves ``pretrain_seed`` empty.
+
+Layout on disk: ``<work_dir>/records/<budget>/<method>/<protocol>/seed<seed>.json`` for pretraining, and
+``.../<protocol>/pretrain<P>-seed<S>.json`` for a protocol run on the encoder of pretraining seed P.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class Record:
     provenance: dict[str, Any]
     cost: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    pretrain_seed: int | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
@@ -63,8 +69,13 @@ class Record:
             value = getattr(self, name)
             if not isinstance(value, str) or not value or "/" in value:
                 raise RecordError(f"{source}: '{name}' must be a non-empty string without '/', got {value!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise RecordError(f"{source}: 'seed' must be an integer, got {self.seed!r}")
+        for name in ("seed", "pretrain_seed"):
+            value = getattr(self, name)
+            if (value is None and name == "pretrain_seed") or (
+                isinstance(value, int) and not isinstance(value, bool)
+            ):
+                continue
+            raise RecordError(f"{source}: '{name}' must be an integer, got {value!r}")
         for key, value in self.metrics.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise RecordError(f"{source}: metric '{key}' must be a finite number, got {value!r}")
@@ -77,8 +88,16 @@ class Record:
         return asdict(self)
 
 
-def record_path(work_dir: str | os.PathLike, budget: str, method: str, protocol: str, seed: int) -> Path:
-    return Path(work_dir) / "records" / budget / method / protocol / f"seed{seed}.json"
+def record_path(
+    work_dir: str | os.PathLike,
+    budget: str,
+    method: str,
+    protocol: str,
+    seed: int,
+    pretrain_seed: int | None = None,
+) -> Path:
+    name = f"seed{seed}.json" if pretrain_seed is None else f"pretrain{pretrain_seed}-seed{seed}.json"
+    return Path(work_dir) / "records" / budget / method / protocol / name
 
 
 def write_json_atomic(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
@@ -102,7 +121,9 @@ def write_json_atomic(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 def write_record(record: Record, work_dir: str | os.PathLike) -> Path:
     record.validate()
-    path = record_path(work_dir, record.budget, record.method, record.protocol, record.seed)
+    path = record_path(
+        work_dir, record.budget, record.method, record.protocol, record.seed, record.pretrain_seed
+    )
     return write_json_atomic(record.to_dict(), path)
 
 
@@ -129,7 +150,7 @@ def read_record(path: str | os.PathLike) -> Record:
 
 def iter_records(work_dir: str | os.PathLike, **filters: Any) -> Iterator[Record]:
     """Every record under ``work_dir/records`` whose fields equal the given filters (e.g. budget='micro')."""
-    for path in sorted((Path(work_dir) / "records").glob("*/*/*/seed*.json")):
+    for path in sorted((Path(work_dir) / "records").glob("*/*/*/*seed*.json")):
         record = read_record(path)
         if all(getattr(record, k) == v for k, v in filters.items()):
             yield record

@@ -25,6 +25,11 @@ def test_round_trip_and_filtering(tmp_path):
     records.write_record(make(method="hpm"), tmp_path)
     assert [r.method for r in records.iter_records(tmp_path, method="hpm")] == ["hpm"]
     assert len(list(records.iter_records(tmp_path, budget="micro"))) == 2
+    # Protocol runs on encoders of different pretraining seeds do not overwrite each other.
+    a = records.write_record(make(pretrain_seed=0), tmp_path)
+    b = records.write_record(make(pretrain_seed=1), tmp_path)
+    assert a.name == "pretrain0-seed1.json" and b.name == "pretrain1-seed1.json"
+    assert {r.pretrain_seed for r in records.iter_records(tmp_path, method="mae")} == {None, 0, 1}
 
 
 @pytest.mark.parametrize(
@@ -33,6 +38,7 @@ def test_round_trip_and_filtering(tmp_path):
         ({"metrics": {"top1": float("nan")}}, "metric 'top1' must be a finite number"),
         ({"method": "a/b"}, "'method' must be a non-empty string"),
         ({"seed": "0"}, "'seed' must be an integer"),
+        ({"pretrain_seed": 1.0}, "'pretrain_seed' must be an integer"),
         ({"provenance": {"seed": 0}}, "provenance lacks code_commit"),
     ],
 )
