@@ -30,3 +30,57 @@ pretrain = dict(
     num_workers=10,
     log_interval=50,
 )
+
+# ---- ImageNet-1K protocols (downstream/in1k): MAE's official recipes, facebookresearch/mae@efb2a80 ----------
+# Linear probe (main_linprobe.py, FINETUNE.md): LARS, lr = base_lr x batch / 256, CLS token after the final norm,
+# BatchNorm1d(affine=False, eps=1e-6) + Linear (trunc_normal std 0.01), final-epoch top-1.
+linear_probe = dict(
+    epochs=90,
+    warmup_epochs=10,
+    batch_size=16384,  # global
+    base_lr=0.1,
+    min_lr=0.0,
+    weight_decay=0.0,
+    optimizer="lars",  # 'sgd' is HPM's probe (recipe='hpm')
+    momentum=0.9,
+    trust_coefficient=0.001,
+    augment=True,  # RandomResizedCrop + flip each step; False = centre-crop features extracted once and cached
+    crop_scale=(0.08, 1.0),
+    eval_crop_pct=224 / 256,  # Resize 256 -> CenterCrop 224
+    head_init_std=0.01,
+    feature_batch_size=512,  # encoder forward chunk (no grad)
+    num_workers=10,
+)
+# End-to-end fine-tune, ViT-B (main_finetune.py, FINETUNE.md): AdamW, layer decay, mixup/cutmix, RandAugment.
+finetune = dict(
+    epochs=100,
+    warmup_epochs=5,
+    batch_size=1024,  # effective: processes x per-step batch x accum_iter
+    accum_iter=1,
+    base_lr=5e-4,
+    layer_decay=0.65,
+    drop_path=0.1,
+    weight_decay=0.05,
+    min_lr=1e-6,
+    betas=(0.9, 0.999),
+    mixup=0.8,
+    cutmix=1.0,
+    mixup_prob=1.0,
+    mixup_switch_prob=0.5,
+    mixup_mode="batch",
+    label_smoothing=0.1,
+    auto_augment="rand-m9-mstd0.5-inc1",
+    reprob=0.25,
+    remode="pixel",
+    recount=1,
+    crop_scale=(0.08, 1.0),
+    eval_crop_pct=224 / 256,
+    head_init_std=2e-5,
+    clip_grad=None,
+    precision="auto",  # bf16 autocast on GPU, fp32 on CPU
+    num_workers=10,
+    checkpoint_interval_epochs=10,
+    log_interval=50,
+)
+# Weighted k-NN on L2-normalised CLS features (DINO eval_knn.py): train split = bank, val = queries.
+knn = dict(k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=10)

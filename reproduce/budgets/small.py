@@ -28,3 +28,54 @@ pretrain = dict(
     num_workers=8,
     log_interval=50,
 )
+
+# ---- ImageNet-1K protocols (downstream/in1k) on the subset: MAE's recipes (base.py) on one GPU ---------------
+# Batches reduced for one GPU; lr follows lr = base_lr x batch / 256. Layer decay 0.75 is RC-MAE's ViT-S value.
+linear_probe = dict(
+    epochs=90,
+    warmup_epochs=10,
+    batch_size=4096,
+    base_lr=0.1,
+    min_lr=0.0,
+    weight_decay=0.0,
+    optimizer="lars",
+    momentum=0.9,
+    trust_coefficient=0.001,
+    augment=True,
+    crop_scale=(0.08, 1.0),
+    eval_crop_pct=224 / 256,
+    head_init_std=0.01,
+    feature_batch_size=512,
+    num_workers=8,
+)
+finetune = dict(
+    epochs=100,
+    warmup_epochs=5,
+    batch_size=1024,
+    accum_iter=4,  # 256 images per step on one GPU
+    base_lr=5e-4,
+    layer_decay=0.75,
+    drop_path=0.1,
+    weight_decay=0.05,
+    min_lr=1e-6,
+    betas=(0.9, 0.999),
+    mixup=0.8,
+    cutmix=1.0,
+    mixup_prob=1.0,
+    mixup_switch_prob=0.5,
+    mixup_mode="batch",
+    label_smoothing=0.1,
+    auto_augment="rand-m9-mstd0.5-inc1",
+    reprob=0.25,
+    remode="pixel",
+    recount=1,
+    crop_scale=(0.08, 1.0),
+    eval_crop_pct=224 / 256,
+    head_init_std=2e-5,
+    clip_grad=None,
+    precision="auto",
+    num_workers=8,
+    checkpoint_interval_epochs=10,
+    log_interval=50,
+)
+knn = dict(k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=8)

@@ -1,0 +1,25 @@
+"""ImageNet-1K protocols on an exported encoder: linear probe, end-to-end fine-tune and k-NN.
+
+One entry point per protocol, each ``(encoder_path, budget_cfg, data_root, work_dir, seed=0, recipe='mae')``
+-> dict with ``protocol``, ``seed``, ``metrics`` (``top1``, ``top5``, in %), ``final_epoch``, ``recipe``
+(every value used, ``name`` included), ``load_report`` (``methods.backbone.LoadReport.to_dict()``),
+``timings``, ``data`` and ``provenance_inputs`` (the keyword arguments of ``reproduce.provenance.provenance``
+except the dataset hash). The recipes live in each budget file's ``linear_probe``, ``finetune`` and ``knn``
+sections.
+
+    from downstream.in1k import run_linear_probe, run_finetune, run_knn
+"""
+
+from downstream.in1k.finetune import run_finetune
+from downstream.in1k.knn import knn_classify, run_knn
+from downstream.in1k.linear_probe import run_linear_probe
+from downstream.in1k.recipes import RECIPE_OVERRIDES, resolve_recipe
+
+__all__ = [
+    "RECIPE_OVERRIDES",
+    "knn_classify",
+    "resolve_recipe",
+    "run_finetune",
+    "run_knn",
+    "run_linear_probe",
+]
