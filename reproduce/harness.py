@@ -19,8 +19,8 @@ from pathlib import Path
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS, LOOPS
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+from mmengine.registry import HOOKS, LOOPS, MODEL_WRAPPERS
 from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterator
 
 from reproduce.pretrain_data import KeyedInfiniteSampler  # noqa: F401  (registered with the loop it serves)
@@ -50,6 +50,25 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
         _atomic_write(obj.encode(encoding), filepath)
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper for CPU processes (gloo). The Runner always passes ``device_ids=[LOCAL_RANK]``,
+    which torch's DDP rejects for a module on the CPU."""
+
+    def __init__(self, module, device_ids=None, **kwargs) -> None:
+        super().__init__(module=module, device_ids=None, **kwargs)
+
+
+def init_cpu_process_group() -> None:
+    """Start the gloo process group for a CPU multi-process run (torchrun sets the rendezvous variables).
+    mmengine's own init calls ``torch.cuda.set_device`` first and so fails on a machine without a GPU; it is
+    skipped when a group already exists."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
 
 
 def unwrap(model):

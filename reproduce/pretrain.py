@@ -36,7 +36,7 @@ from methods.base import PARAMWISE_CFG
 from methods.cost import FLOPS_UNIT, count_flops
 from reproduce import budget as budgets
 from reproduce import data_root
-from reproduce.harness import unwrap
+from reproduce.harness import init_cpu_process_group, unwrap  # also registers the loop, hooks, backend
 from reproduce.pretrain_data import PretrainDataset
 from reproduce.provenance import files_hash, provenance
 from tables.records import Record, write_record
@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     on_gpu = torch.cuda.is_available()
     precision = "bf16-autocast" if (pre.precision == "auto" and on_gpu) else "fp32"
     warmup = min(pre.warmup_epochs * steps_per_epoch, planned_steps - 1)
+    distributed_cpu = args.launcher != "none" and not on_gpu
+    if distributed_cpu:
+        init_cpu_process_group()
     runner = Runner(
         model=model,
         work_dir=str(work_dir),
@@ -231,6 +234,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         randomness=dict(seed=args.seed, deterministic=True),
         resume=args.resume,
         launcher=args.launcher,
+        # Runner reads the DDP wrapper from its cfg; the cfg is also dumped into the run folder.
+        cfg=dict(
+            budget=cfg.to_dict(),
+            method=args.method,
+            method_config=method_cfg,
+            model_wrapper_cfg=dict(type="CPUDistributedDataParallel", broadcast_buffers=False)
+            if distributed_cpu
+            else None,
+        ),
         env_cfg=dict(dist_cfg=dict(backend="nccl" if on_gpu else "gloo")),
         default_scope="mmengine",
     )
