@@ -1,0 +1,165 @@
+"""Records -> per-cell statistics, shared by the renderer and the regression cells.
+
+One long frame holds every number of every record of a budget (one row per record and metric or cost field);
+a cell is the subset of that frame selected by a table row (method, recipe) and a column (protocol, field).
+Statistics: mean, sample standard deviation (ddof 1) over every record of the cell, n, the distinct
+pretraining and evaluation seeds, and the standard deviation over pretraining seeds (of the per-seed means),
+which is the spread the regression tolerance uses.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pandas as pd
+
+from tables.records import Record, iter_records
+from tables.specs import DEFAULT_RECIPE, CostColumn, MeasuredColumn, TableSpec, row_order_key
+
+FRAME_COLUMNS = (
+    "method",
+    "recipe",
+    "protocol",
+    "source",
+    "field",
+    "value",
+    "seed",
+    "pretrain_seed",
+    "code_commit",
+    "config_hash",
+    "manifest_hash",
+    "device",
+    "dataset",
+    "protocol_detail",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    recipe: str = DEFAULT_RECIPE
+
+    @property
+    def key(self) -> str:
+        """Stable identifier in recorded CSVs: the method, plus '@recipe' when it is not the default."""
+        return self.method if self.recipe == DEFAULT_RECIPE else f"{self.method}@{self.recipe}"
+
+    @property
+    def label(self) -> str:
+        return self.method if self.recipe == DEFAULT_RECIPE else f"{self.method} [recipe: {self.recipe}]"
+
+
+@dataclass(frozen=True)
+class CellStats:
+    mean: float
+    std: float  # sample std over every record of the cell; NaN when n == 1
+    n: int
+    n_pretrain_seeds: int
+    n_eval_seeds: int  # 0 for cost cells (pretraining records have no evaluation seed)
+    std_pretrain: float  # std over pretraining seeds of the per-seed means; NaN with one pretraining seed
+    code_commits: tuple[str, ...]
+    config_hashes: tuple[str, ...]
+    manifest_hashes: tuple[str, ...]
+
+
+def _frame_rows(record: Record) -> Iterable[dict]:
+    prov = record.provenance
+    common = {
+        "method": record.method,
+        # Pretraining records have no downstream recipe; their costs are shared by every row of the method.
+        "recipe": None if record.protocol == "pretrain" else record.extra.get("recipe", DEFAULT_RECIPE),
+        "protocol": record.protocol,
+        "seed": record.seed,
+        # For a pretraining record its own seed *is* the pretraining seed.
+        "pretrain_seed": record.seed if record.protocol == "pretrain" else record.pretrain_seed,
+        "code_commit": str(prov.get("code_commit", "")),
+        "config_hash": str(prov.get("config_hash", "")),
+        "manifest_hash": str(prov.get("dataset_manifest_hash", "")),
+        "device": str(prov.get("device", "")),
+        "dataset": str(prov.get("dataset") or record.extra.get("dataset") or ""),
+        "protocol_detail": str(record.extra.get("protocol_detail") or ""),
+    }
+    for source, values in (("metrics", record.metrics), ("cost", record.cost)):
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                yield common | {"source": source, "field": name, "value": float(value)}
+
+
+def load_frame(work_dir: str | os.PathLike, budget: str) -> pd.DataFrame:
+    """Every numeric metric and cost of every record of ``budget`` under ``work_dir/records``, long format."""
+    rows = [row for record in iter_records(work_dir, budget=budget) for row in _frame_rows(record)]
+    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+    return frame.astype({"seed": "Int64", "pretrain_seed": "Int64", "value": "float64"})
+
+
+def table_rows(spec: TableSpec, frame: pd.DataFrame) -> list[Row]:
+    """The rows of ``spec``: every (method, recipe) with a record of one of its measured protocols, plus
+    every pretrained method without one yet when the table shows costs; filtered by ``spec.rows``, in stable
+    order."""
+    protocols = {c.protocol for c in spec.measured}
+    measured = frame[frame["protocol"].isin(protocols)]
+    rows = {Row(m, r) for m, r in measured[["method", "recipe"]].drop_duplicates().itertuples(index=False)}
+    if spec.costs:
+        evaluated = {row.method for row in rows}
+        pretrained = set(frame.loc[frame["protocol"] == "pretrain", "method"])
+        rows |= {Row(m) for m in pretrained - evaluated}
+    if spec.rows is not None:
+        rows = {r for r in rows if any(fnmatch(r.method, pattern) for pattern in spec.rows)}
+    return sorted(rows, key=lambda r: (row_order_key(r.method), r.recipe != DEFAULT_RECIPE, r.recipe))
+
+
+def cell_frame(frame: pd.DataFrame, row: Row, column: MeasuredColumn | CostColumn) -> pd.DataFrame:
+    selected = frame[(frame["method"] == row.method) & (frame["protocol"] == column.protocol)]
+    if isinstance(column, MeasuredColumn):
+        selected = selected[(selected["recipe"] == row.recipe) & (selected["source"] == "metrics")]
+        return selected[selected["field"] == column.metric]
+    return selected[(selected["source"] == "cost") & (selected["field"] == column.field)]
+
+
+def _distinct(series: pd.Series) -> tuple[str, ...]:
+    return tuple(sorted({v for v in series if v}))
+
+
+def cell_stats(frame: pd.DataFrame, row: Row, column: MeasuredColumn | CostColumn) -> CellStats | None:
+    """Statistics of one cell, or None when no record has it (rendered as an em dash, never as 0)."""
+    cell = cell_frame(frame, row, column)
+    if cell.empty:
+        return None
+    values = cell["value"]
+    per_pretrain = cell.groupby("pretrain_seed", dropna=False)["value"].mean()
+    is_cost = isinstance(column, CostColumn)
+    return CellStats(
+        mean=float(values.mean()),
+        std=float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+        n=len(values),
+        n_pretrain_seeds=int(cell["pretrain_seed"].nunique()),
+        n_eval_seeds=0 if is_cost else int(cell["seed"].nunique()),
+        std_pretrain=float(per_pretrain.std(ddof=1)) if len(per_pretrain) > 1 else math.nan,
+        code_commits=_distinct(cell["code_commit"]),
+        config_hashes=_distinct(cell["config_hash"]),
+        manifest_hashes=_distinct(cell["manifest_hash"]),
+    )
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write through a temporary file in the same folder and ``os.replace``: readers (and a crash) see either
+    the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
