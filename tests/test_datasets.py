@@ -421,3 +421,21 @@ def test_dataset_error_keeps_its_type_through_mmengine_registry_builds(tmp_path)
     with pytest.raises(DatasetError) as excinfo:
         seg_dataset(tmp_path / "absent")
     assert "\n" not in str(excinfo.value) and "missing folder" in str(excinfo.value)
+
+
+def test_checked_real_dataset_classes_keep_the_stock_class_lists():
+    from mmseg.registry import DATASETS as SEG_DATASETS
+
+    import downstream.datasets.ade20k  # noqa: F401
+
+    root, cfg, _ = small_dataset()
+    ade = SEG_DATASETS.build(
+        dict(
+            type="CheckedADE20KDataset",
+            data_root=str(root / "ade20k"),
+            data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+            pipeline=SEG_PIPELINE,
+        )
+    )
+    assert len(ade.metainfo["classes"]) == 150 and len(ade) == cfg.ade20k.val
+    assert set(ade[0]["data_samples"].gt_sem_seg.data.unique().tolist()) <= set(range(len(SHAPES))) | {255}

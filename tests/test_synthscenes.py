@@ -278,3 +278,17 @@ def test_ensure_dataset_for_a_loaded_budget_and_for_real_data(tmp_path):
     assert class_root == root / "imagenet" and digest.startswith("listing:")
     with pytest.raises(DatasetError, match="pass --data-root"):
         cli.ensure_dataset(Config(dict(data=dict(root=None))))
+
+
+# The small dataset's hash for each generator version, on the pinned stack (Pillow / zlib / libjpeg). If this
+# fails, the generator's output changed: bump GENERATOR_VERSION (so stale copies are regenerated, not reused
+# under a hash that no longer matches a fresh generation) and add the new hash here.
+GOLDEN_SMALL_HASHES = {"2": "4d279499d25250045743e76af01ee53d0d3c72ec89f61753f30efd2339d9d0a9"}
+
+
+def test_output_bytes_are_pinned_per_generator_version():
+    from synthscenes.config import GENERATOR_VERSION
+
+    assert small_dataset()[2]["sha256"] == GOLDEN_SMALL_HASHES.get(GENERATOR_VERSION), (
+        "generator output changed: bump synthscenes.config.GENERATOR_VERSION and record the new hash"
+    )
