@@ -4,5 +4,5 @@
 numbers the papers report, each with its source and protocol; ``render.py`` turns records and paper numbers
 into markdown, CSV and LaTeX tables and regenerates ``RESULTS.md``; ``recorded/<budget>.csv`` holds the
 recorded numbers CI compares against. This package imports neither ``methods`` nor ``downstream``: it reads
-files only. The record format and renderer land with the pretraining harness and Table 1.
+files only. See README.md in this folder.
 """

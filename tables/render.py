@@ -328,7 +328,13 @@ def _quoted_note(rt: RenderedTable) -> str | None:
     return text
 
 
-def _notes(rt: RenderedTable, frame: pd.DataFrame, unassessed: bool) -> list[str]:
+def _shown_path(path: Path) -> str:
+    """Paths in notes are relative to the repository when they are inside it (RESULTS.md is committed)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _notes(rt: RenderedTable, frame: pd.DataFrame, unassessed: bool, out: Path) -> list[str]:
     spec = rt.spec
     notes = [
         f"Measured cells: {spec.description}; mean ± sample standard deviation over every run of the cell "
@@ -372,7 +378,7 @@ def _notes(rt: RenderedTable, frame: pd.DataFrame, unassessed: bool) -> list[str
         notes.append(quoted)
     if spec.plot:
         notes.append(
-            f"Plot: `tables/out/{rt.budget}/{spec.plot.filename}` ({spec.plot.title.lower()}), "
+            f"Plot: `{_shown_path(out / spec.plot.filename)}` ({spec.plot.title.lower()}), "
             "written next to the table."
         )
     notes.extend(spec.notes)
@@ -387,11 +393,13 @@ def render_table(
     *,
     results_md: str | os.PathLike | None = DEFAULT_RESULTS,
     paper_numbers: str | os.PathLike = DEFAULT_PATH,
+    plot: bool = True,
 ) -> RenderedTable:
     """Render ``spec`` (or a table number) from the records of ``budget`` under ``work_dir/records``.
 
     Writes ``out_dir/<budget>/tableN.{md,csv,tex}`` (and the plot PNG where the spec has one) and replaces the
-    table's section of ``results_md`` (None: leave RESULTS.md alone, e.g. in CI)."""
+    table's section of ``results_md`` (None: leave RESULTS.md alone, e.g. in CI). ``plot=False`` skips the
+    PNG (matplotlib is the slow part of a render)."""
     spec = TABLES[spec] if isinstance(spec, int) else spec
     frame = load_frame(work_dir, budget)
     quoted_numbers = load_paper_numbers(paper_numbers)
@@ -457,7 +465,8 @@ def render_table(
         display[header] = cells
 
     rt = RenderedTable(spec, budget, rows, columns, stats, quoted, best, nd, display, [], "")
-    rt.notes = _notes(rt, frame, any_unassessed)
+    target = Path(out_dir) / budget
+    rt.notes = _notes(rt, frame, any_unassessed, target)
     body = "\n".join(
         [
             f"## Table {spec.number}: {spec.title} (budget `{budget}`)",
@@ -471,11 +480,10 @@ def render_table(
     )
     rt.markdown = body + "\n"
 
-    target = Path(out_dir) / budget
     rt.paths["md"] = write_text_atomic(rt.markdown, target / f"{spec.id}.md")
     rt.paths["csv"] = write_text_atomic(_csv_table(rt), target / f"{spec.id}.csv")
     rt.paths["tex"] = write_text_atomic(_latex_table(spec, display, rt.notes), target / f"{spec.id}.tex")
-    if spec.plot:
+    if spec.plot and plot:
         rt.paths["plot"] = plot_against_cost(rt, target / spec.plot.filename)
     if results_md is not None:
         rt.paths["results"] = update_results_section(results_md, spec.id, rt.markdown)
