@@ -24,7 +24,7 @@ from tables.regression import (
     write_recorded,
 )
 from tables.render import DASH, ND, distinguishability, render_table, update_results_section
-from tables.specs import TABLE1, row_order_key
+from tables.specs import TABLE1, TABLES, row_order_key
 
 ROOT = Path(__file__).resolve().parents[1]
 PROV = {k: "x" for k in REQUIRED_PROVENANCE} | {
@@ -331,3 +331,20 @@ def test_renderer_imports_neither_methods_nor_downstream():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_a_later_table_renders_from_its_spec_alone(tmp_path):
+    """Table 3 (COCO) through the same renderer: quoted cells name their protocol and flag unverified ones."""
+    wd = tmp_path / "wd"
+    for method, ap in (("mae", 20.0), ("colormae", 21.0)):
+        extra = {"protocol_detail": "ViTDet"}
+        write_record(
+            Record("micro", method, "coco", 0, {"AP_box": ap}, PROV, extra=extra, pretrain_seed=0), wd
+        )
+    rt = render_table(TABLES[3], wd, "micro", tmp_path / "out", results_md=tmp_path / "RESULTS.md")
+    assert rt.display.loc["mae", "Paper AP box"] == "50.3 (1600 ep, Li2021)"
+    assert rt.display.loc["colormae", "Paper AP box"] == "50.1* (1600 ep, ViTDet)"
+    assert rt.display.loc["mae", "AP mask"] == DASH and "ViTDet" in rt.markdown
+    assert (tmp_path / "out" / "micro" / "table3.tex").exists() and "<!-- table3:begin -->" in (
+        tmp_path / "RESULTS.md"
+    ).read_text()
