@@ -8,6 +8,7 @@ still hash to the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -57,19 +58,16 @@ def _write_all(cfg: DatasetConfig, root: Path, workers: int, progress: Progress 
     items: dict[tuple[str, str], list[ItemResult]] = {
         (layout, split): [] for layout in LAYOUTS for split in SPLITS
     }
-    if workers > 1:
-        # fork where there is one, as torch's DataLoader workers do: the children need only numpy and PIL,
-        # and spawn would re-run the caller's __main__ (which fails for `python -` and notebooks).
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(workers) as pool:
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            # fork where there is one, as torch's DataLoader workers do: the children need only numpy and
+            # PIL, and spawn would re-run the caller's __main__ (which fails for `python -` and notebooks).
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            pool = stack.enter_context(multiprocessing.get_context(method).Pool(workers))
             results = pool.imap(_run_task, jobs)  # ordered: the index files do not depend on scheduling
-            for (layout, split, _, _), result in zip(tasks, results):
-                items[layout, split] += result
-                if progress:
-                    progress(len(result))
-    else:
-        for (layout, split, _, _), job in zip(tasks, jobs):
-            result = _run_task(job)
+        else:
+            results = map(_run_task, jobs)
+        for (layout, split, _, _), result in zip(tasks, results):
             items[layout, split] += result
             if progress:
                 progress(len(result))
