@@ -10,7 +10,9 @@ seed of the encoder it evaluated (``pretrain_seed``), because pretraining is the
 and a table must say which seeds varied. A pretraining record leaves ``pretrain_seed`` empty.
 
 Layout on disk: ``<work_dir>/records/<budget>/<method>/<protocol>/seed<seed>.json`` for pretraining, and
-``.../<protocol>/pretrain<P>-seed<S>.json`` for a protocol run on the encoder of pretraining seed P.
+``.../<protocol>/pretrain<P>-seed<S>.json`` for a protocol run on the encoder of pretraining seed P. A run
+with a downstream recipe other than the shared default (``extra['recipe']``, e.g. a method's official one)
+gets ``@<recipe>`` before ``.json``, so it never overwrites the default-recipe record.
 """
 
 from __future__ import annotations
@@ -122,7 +124,13 @@ def write_json_atomic(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
 def write_record(record: Record, work_dir: str | os.PathLike) -> Path:
     record.validate()
     path = record_path(
-        work_dir, record.budget, record.method, record.protocol, record.seed, record.pretrain_seed
+        work_dir,
+        record.budget,
+        record.method,
+        record.protocol,
+        record.seed,
+        record.pretrain_seed,
+        record.extra.get("recipe"),
     )
     return write_json_atomic(record.to_dict(), path)
 

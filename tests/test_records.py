@@ -30,6 +30,10 @@ def test_round_trip_and_filtering(tmp_path):
     b = records.write_record(make(pretrain_seed=1), tmp_path)
     assert a.name == "pretrain0-seed1.json" and b.name == "pretrain1-seed1.json"
     assert {r.pretrain_seed for r in records.iter_records(tmp_path, method="mae")} == {None, 0, 1}
+    # ... nor do runs with a method's own downstream recipe.
+    c = records.write_record(make(pretrain_seed=0, extra={"recipe": "hpm"}), tmp_path)
+    assert c.name == "pretrain0-seed1@hpm.json" and a.is_file()
+    assert records.read_record(c).extra["recipe"] == "hpm"
 
 
 @pytest.mark.parametrize(
