@@ -90,6 +90,9 @@ class Record:
         return asdict(self)
 
 
+DEFAULT_RECIPE = "mae"
+
+
 def record_path(
     work_dir: str | os.PathLike,
     budget: str,
@@ -97,9 +100,12 @@ def record_path(
     protocol: str,
     seed: int,
     pretrain_seed: int | None = None,
+    recipe: str | None = None,
 ) -> Path:
-    name = f"seed{seed}.json" if pretrain_seed is None else f"pretrain{pretrain_seed}-seed{seed}.json"
-    return Path(work_dir) / "records" / budget / method / protocol / name
+    name = f"seed{seed}" if pretrain_seed is None else f"pretrain{pretrain_seed}-seed{seed}"
+    if recipe and recipe != DEFAULT_RECIPE:
+        name += f"@{recipe}"
+    return Path(work_dir) / "records" / budget / method / protocol / f"{name}.json"
 
 
 def write_json_atomic(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
