@@ -36,10 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Small recipes for the tmp tree (the budget files hold the real ones; test_budget_sections checks them).
 LP = dict(
-    epochs=4,
-    warmup_epochs=1,
+    epochs=30,
+    warmup_epochs=3,
     batch_size=16,
-    base_lr=10.0,
+    base_lr=40.0,
     min_lr=0.0,
     weight_decay=0.0,
     optimizer="lars",
@@ -249,12 +249,13 @@ def test_knn_weighted_vote_by_hand() -> None:
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("augment", [False, True])
 def test_probe_keeps_encoder_frozen_and_learns(class_tree, random_encoder, tmp_path, augment) -> None:
-    budget = {**BUDGET, "linear_probe": {**LP, "augment": augment}}
+    epochs = 2 if augment else 30  # augmented views run the encoder every step
+    budget = {**BUDGET, "linear_probe": {**LP, "augment": augment, "epochs": epochs, "warmup_epochs": 1}}
     out = run_linear_probe(random_encoder, budget, class_tree, tmp_path, seed=1, progress=False)
     assert out["encoder_sha256_after"] == out["load_report"]["sha256"]  # weights unchanged after training
     assert out["load_report"]["fraction_loaded"] == 1.0
     assert out["recipe"]["name"] == "mae" and out["recipe"]["lr"] == pytest.approx(40.0 * 16 / 256)
-    assert out["recipe"]["total_steps"] == 30 * (64 // 16) and len(out["history"]) == 30
+    assert out["recipe"]["total_steps"] == epochs * (64 // 16) and len(out["history"]) == epochs
     assert set(out["metrics"]) == {"top1", "top5"} and out["metrics"]["top5"] == 100.0  # 4 classes
     if not augment:
         # the colour half of the label is linearly readable from random features (chance: 25 %); a probe
@@ -274,6 +275,7 @@ def test_finetune_run(class_tree, random_encoder, tmp_path) -> None:
     assert out["recipe"]["name"] == "hpm" and out["recipe"]["layer_decay"] == 0.8
     assert out["recipe"]["total_steps"] == 64 // 8 and out["recipe"]["lr"] == pytest.approx(1e-3 * 8 / 256)
     assert set(out["metrics"]) == {"top1", "top5"} and math.isfinite(out["history"][-1])
+    assert len(out["initial_weights_sha256"]) == 64  # checked unchanged when training starts
     report = out["load_report"]
     assert report["fraction_loaded"] == 1.0 and report["dropped"] == ["norm.weight", "norm.bias"]
     assert {"fc_norm.weight", "head.weight"} <= set(report["left_to_protocol"])

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from downstream.datasets.imagenet import ImageFolderDataset
@@ -29,6 +30,7 @@ from downstream.in1k.data import MMClassification, eval_transform, finetune_trai
 from downstream.in1k.models import FineTuneClassifier, finetune_vit
 from downstream.in1k.recipes import resolve_recipe
 from downstream.optim import LayerDecayOptimWrapperConstructor, WarmupCosineLrHook  # noqa: F401  (registered)
+from methods.backbone import tensors_sha256
 
 
 class RunSummaryHook(Hook):
@@ -37,13 +39,20 @@ class RunSummaryHook(Hook):
 
     priority = "LOW"
 
-    def __init__(self, progress: bool = True, desc: str = "fine-tune") -> None:
-        self.progress, self.desc = progress, desc
+    def __init__(
+        self, progress: bool = True, desc: str = "fine-tune", initial_sha256: str | None = None
+    ) -> None:
+        self.progress, self.desc, self.initial_sha256 = progress, desc, initial_sha256
         self.epoch_losses: list[float] = []
         self.val_metrics: dict[str, float] = {}
         self._sum, self._n, self._bar = 0.0, 0, None
 
     def before_train(self, runner) -> None:
+        # The Runner initialises weights before this hook: the loaded encoder and the head must be intact.
+        if self.initial_sha256 is not None:
+            sha = tensors_sha256(unwrap(runner.model).vit.state_dict())
+            if sha != self.initial_sha256:
+                raise RuntimeError("fine-tune: the weights changed between loading and the first step")
         if self.progress and runner.rank == 0:
             from tqdm import tqdm
 
@@ -68,6 +77,10 @@ class RunSummaryHook(Hook):
     def after_train(self, runner) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def unwrap(model):
+    return model.module if is_model_wrapper(model) else model
 
 
 def _mixup(r: Mapping[str, Any], num_classes: int):
@@ -150,7 +163,8 @@ def run_finetune(
         collate_fn=dict(type="default_collate"),
     )
     ckpt_every = r.get("checkpoint_interval_epochs", 0)
-    summary = RunSummaryHook(progress, desc=f"fine-tune seed {seed}")
+    initial_sha = tensors_sha256(vit.state_dict())
+    summary = RunSummaryHook(progress, desc=f"fine-tune seed {seed}", initial_sha256=initial_sha)
     epochs = r["epochs"]
     runner = Runner(
         model=model,
@@ -214,6 +228,7 @@ def run_finetune(
         history=summary.epoch_losses,
         recipe=recipe_used,
         load_report=report,
+        initial_weights_sha256=initial_sha,  # checked unchanged at the first step (the Runner re-inits none)
         timings=dict(
             setup_s=setup_s,
             train_s=train_s,  # training epochs plus the final evaluation

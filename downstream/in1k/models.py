@@ -101,6 +101,10 @@ class FineTuneClassifier(BaseModel):
         self.soft_ce = SoftTargetCrossEntropy()
         self.label_smoothing = float(label_smoothing)
 
+    def init_weights(self) -> None:
+        """No-op: the Runner calls ``init_weights`` on the model, which would reach ``ViT.init_weights`` and
+        re-draw the loaded encoder and the protocol's head (``run_finetune`` checks that it does not)."""
+
     def forward(self, inputs: torch.Tensor, data_samples: torch.Tensor | None = None, mode: str = "tensor"):
         if mode == "loss":
             images, targets = inputs, data_samples

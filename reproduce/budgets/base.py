@@ -31,9 +31,9 @@ pretrain = dict(
     log_interval=50,
 )
 
-# ---- ImageNet-1K protocols (downstream/in1k): MAE's official recipes, facebookresearch/mae@efb2a80 ----------
-# Linear probe (main_linprobe.py, FINETUNE.md): LARS, lr = base_lr x batch / 256, CLS token after the final norm,
-# BatchNorm1d(affine=False, eps=1e-6) + Linear (trunc_normal std 0.01), final-epoch top-1.
+# ---- ImageNet-1K protocols (downstream/in1k): MAE's official recipes, facebookresearch/mae@efb2a80 ----
+# Linear probe (main_linprobe.py, FINETUNE.md): LARS, lr = base_lr x batch / 256, CLS token after the final
+# norm, BatchNorm1d(affine=False, eps=1e-6) + Linear (trunc_normal std 0.01), final-epoch top-1.
 linear_probe = dict(
     epochs=90,
     warmup_epochs=10,
@@ -44,7 +44,7 @@ linear_probe = dict(
     optimizer="lars",  # 'sgd' is HPM's probe (recipe='hpm')
     momentum=0.9,
     trust_coefficient=0.001,
-    augment=True,  # RandomResizedCrop + flip each step; False = centre-crop features extracted once and cached
+    augment=True,  # RandomResizedCrop + flip each step; False: centre-crop features encoded once, cached
     crop_scale=(0.08, 1.0),
     eval_crop_pct=224 / 256,  # Resize 256 -> CenterCrop 224
     head_init_std=0.01,

@@ -29,8 +29,8 @@ pretrain = dict(
     log_interval=50,
 )
 
-# ---- ImageNet-1K protocols (downstream/in1k) on the subset: MAE's recipes (base.py) on one GPU ---------------
-# Batches reduced for one GPU; lr follows lr = base_lr x batch / 256. Layer decay 0.75 is RC-MAE's ViT-S value.
+# ---- ImageNet-1K protocols (downstream/in1k) on the subset: MAE's recipes (base.py) on one GPU ----
+# Batches reduced for one GPU; lr = base_lr x batch / 256. Layer decay 0.75 is RC-MAE's ViT-S value.
 linear_probe = dict(
     epochs=90,
     warmup_epochs=10,
