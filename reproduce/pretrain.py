@@ -38,8 +38,8 @@ from reproduce import budget as budgets
 from reproduce import data_root
 from reproduce.harness import init_cpu_process_group, unwrap  # also registers the loop, hooks, backend
 from reproduce.pretrain_data import PretrainDataset
-from reproduce.provenance import files_hash, provenance
-from tables.records import Record, write_record
+from reproduce.provenance import files_hash, provenance, stable_hash
+from tables.records import Record, read_record, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--records-dir", default="work_dirs", help="root under which result records are written")
     p.add_argument("--seed", type=int, default=0, help="pretraining seed (data order, crops, masks, init)")
     p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="return at once if the run folder already holds a finished run with this run key",
+    )
     p.add_argument("--data-root", default=None, help="dataset root for budgets on real data (small/base)")
     p.add_argument(
         "--launcher",
@@ -124,6 +129,48 @@ def measure_step_flops(model: torch.nn.Module, batch: int, img_size: int) -> int
     return count_flops(step)
 
 
+HARNESS_FILES = (
+    "reproduce/pretrain.py",
+    "reproduce/pretrain_data.py",
+    "reproduce/harness.py",
+    "reproduce/budget.py",
+)
+
+
+def training_code_files(method: str) -> list[Path]:
+    """The source files that decide how ``method`` trains: the shared modules of ``methods/``, the method's
+    own folder, and the harness. A change to any of them makes earlier checkpoints stale."""
+    from methods.registry import get_spec
+
+    spec = get_spec(method)
+    folder = spec.folder or (ROOT / "methods" / (spec.base or method))
+    shared = sorted((ROOT / "methods").glob("*.py"))
+    return shared + sorted(folder.rglob("*.py")) + [ROOT / f for f in HARNESS_FILES]
+
+
+def run_key(config_dump: dict[str, Any], method: str, manifest_hash: str) -> str:
+    """Identity of a pretraining run: config (budget, method config, seed, overrides) + training code +
+    dataset. Equal keys mean an existing checkpoint may be reused; anything else retrains."""
+    return stable_hash(
+        {"config": config_dump, "code": files_hash(training_code_files(method)), "data": manifest_hash}
+    )
+
+
+def finished_run(
+    work_dir: Path, key: str, records_dir: str, budget: str, method: str, seed: int
+) -> dict[str, str] | None:
+    """The summary of a finished run with this key in ``work_dir`` (encoder and record present), else None."""
+    from methods.backbone import read_encoder
+    from tables.records import record_path
+
+    encoder, record = work_dir / "encoder.pth", record_path(records_dir, budget, method, "pretrain", seed)
+    if not (encoder.is_file() and record.is_file()):
+        return None
+    if read_encoder(encoder)["meta"].get("run_key") != key or read_record(record).extra.get("run_key") != key:
+        return None
+    return {"record": str(record), "encoder": str(encoder)}
+
+
 def expected_world_size(launcher: str) -> int:
     """Processes in this run, known before mmengine initialises the process group (torchrun and slurm
     export it), so the per-process batch can be fixed in the dataloader config."""
@@ -142,9 +189,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     method_cfg = methods.method_config(args.method)
     budgets.check_method_config(args.method, method_cfg, cfg)
     pre = cfg.pretrain
-    work_dir = Path(args.work_dir or ROOT / "work_dirs" / cfg.budget / args.method / f"seed{args.seed}")
-
     data = data_root.prepare(cfg, args.data_root)
+    config_dump = {
+        "budget": cfg.to_dict(),
+        "method": args.method,
+        "method_config": method_cfg,
+        "seed": args.seed,
+        "max_steps": args.max_steps,
+    }
+    key = run_key(config_dump, args.method, data.manifest_hash)
+    work_dir = Path(args.work_dir or ROOT / "work_dirs" / cfg.budget / args.method / f"seed{args.seed}" / key)
+    if args.reuse and (
+        previous := finished_run(work_dir, key, args.records_dir, cfg.budget, args.method, args.seed)
+    ):
+        print_log(f"pretrain: reusing {previous['encoder']} (run key {key})", logger="current")
+        return previous
     train_set = ImageFolderDataset(data.imagenet, split="train")
     torch.manual_seed(args.seed)  # the initial weights; every process builds the same ones
     model = budgets.build_model(args.method, cfg)
@@ -252,8 +311,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     model = unwrap(runner.model)
     throughput = next(h for h in runner.hooks if isinstance(h, ThroughputHook)).images_per_s()
-    code_files = sorted((ROOT / "methods").rglob("*.py"))
-    config_dump = {"budget": cfg.to_dict(), "method": args.method, "method_config": method_cfg}
     prov = provenance(
         config=config_dump,
         dataset_manifest_hash=data.manifest_hash,
@@ -261,7 +318,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         batch_size=pre.batch_size,
         precision=precision,
         seed=args.seed,
-        code_hash=files_hash(code_files),
+        code_hash=files_hash(training_code_files(args.method)),
+        run_key=key,
     )
     meta = {
         "method": args.method,
@@ -269,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "budget_model": dict(cfg.model),
         "steps": max_steps,
         "teacher_momentum": momentum,
+        "run_key": key,
         "provenance": prov,
     }
     summary: dict[str, Any] = {}
@@ -296,6 +355,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             extra={
                 "encoder": str(encoder_path),
                 "encoder_sha256": encoder_sha256,
+                "run_key": key,
                 "teacher_momentum": momentum,
                 "lr": lr,
                 "steps_per_epoch": steps_per_epoch,

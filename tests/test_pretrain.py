@@ -60,6 +60,26 @@ def test_run_writes_encoder_checkpoints_and_record(full_run):
     assert report.fraction_loaded == 1.0
 
 
+def test_a_finished_run_is_reused_only_with_the_same_run_key(full_run, monkeypatch):
+    out, summary = full_run
+    args = [
+        "--method",
+        "mae",
+        "--budget",
+        "micro",
+        "--work-dir",
+        str(out / "run"),
+        "--records-dir",
+        str(out),
+        "--reuse",
+    ]
+    monkeypatch.setattr(pretrain, "Runner", None)  # reuse must not build a Runner at all
+    assert pretrain.main(args) == summary
+    # A changed config (another run key) is not reused: it would need training, hence the Runner.
+    with pytest.raises(TypeError, match="'NoneType' object is not callable"):
+        pretrain.main([*args, "--cfg-options", "pretrain.base_lr=0.001"])
+
+
 def test_crash_after_first_checkpoint_then_resume_is_bitwise_equal(full_run, tmp_path):
     _, summary = full_run
     work = tmp_path / "crashed"

@@ -1,0 +1,153 @@
+"""What every table script shares: pretrain (or reuse) each method's encoders under one budget, run
+protocols on them, and write one record per run.
+
+Pretraining runs in this process through ``reproduce.pretrain.main`` with ``--reuse --resume``. A finished run
+with the same run key (config, training code and dataset) is reused, an interrupted one resumes, and a stale
+one is never reused (its key differs, so it lives in another folder).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+
+from reproduce import pretrain
+from reproduce.provenance import provenance
+from tables.records import Record, read_record, write_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """A pretrained (or external) encoder the protocols evaluate."""
+
+    method: str  # method or variant name; external checkpoints are 'ext:<name>'
+    pretrain_seed: int
+    path: Path
+    record: Path | None = None  # the pretraining record (None for external checkpoints)
+
+
+@dataclass
+class Stage:
+    name: str
+    run: Callable[[], Any]
+    weight: float = 1.0  # relative expected duration, for the ETA
+
+
+@dataclass
+class Progress:
+    """One line per stage with elapsed time and an ETA from the weights of the stages still to run."""
+
+    stages: list[Stage]
+    start: float = field(default_factory=time.perf_counter)
+    done_weight: float = 0.0
+
+    def run(self) -> list[Any]:
+        total = sum(s.weight for s in self.stages) or 1.0
+        results = []
+        for i, stage in enumerate(self.stages, 1):
+            elapsed = time.perf_counter() - self.start
+            eta = (
+                elapsed / self.done_weight * (total - self.done_weight) if self.done_weight else float("nan")
+            )
+            eta_text = "estimating" if eta != eta else f"~{eta / 60:.1f} min left"
+            print(
+                f"[{i}/{len(self.stages)}] {stage.name}  ({elapsed / 60:.1f} min elapsed, {eta_text})",
+                flush=True,
+            )
+            results.append(stage.run())
+            self.done_weight += stage.weight
+        print(
+            f"done: {len(self.stages)} stages in {(time.perf_counter() - self.start) / 60:.1f} min",
+            flush=True,
+        )
+        return results
+
+
+def quiet_mmengine() -> None:
+    """mmengine logs one line per parameter group and per hook; a table run shows its own progress lines."""
+    MMLogger.get_instance("mmengine", log_level="WARNING")
+    logging.getLogger("mmengine").setLevel(logging.WARNING)
+
+
+def pretrain_encoder(
+    method: str, budget: str, seed: int, work_dir: Path, data_root: str | None, extra_args: Iterable[str] = ()
+) -> Encoder:
+    """Pretrain (or reuse / resume) one method for one seed; returns its encoder."""
+    args = [
+        "--method",
+        method,
+        "--budget",
+        budget,
+        "--seed",
+        str(seed),
+        "--records-dir",
+        str(work_dir),
+        "--reuse",
+        "--resume",
+        *extra_args,
+    ]
+    if data_root:
+        args += ["--data-root", data_root]
+    summary = pretrain.main(args)
+    return Encoder(method, seed, Path(summary["encoder"]), Path(summary["record"]))
+
+
+def external_encoders(specs: Iterable[str]) -> list[Encoder]:
+    """``NAME=PATH`` pairs from ``--checkpoint`` (converted official checkpoints, any encoder file)."""
+    encoders = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--checkpoint expects NAME=PATH, got {spec!r}")
+        if not Path(path).is_file():
+            raise SystemExit(f"--checkpoint {name}: {path} is not a file")
+        encoders.append(Encoder(f"ext:{name}", 0, Path(path)))
+    return encoders
+
+
+def protocol_record(
+    result: dict[str, Any], *, cfg: Config, encoder: Encoder, manifest_hash: str, work_dir: Path
+) -> Path:
+    """Write the record of one protocol run (a ``downstream`` result dict) on one encoder."""
+    inputs = result["provenance_inputs"]
+    pre = read_record(encoder.record) if encoder.record else None
+    prov = provenance(
+        config={"protocol": result["protocol"], "recipe": inputs["config"]},
+        dataset_manifest_hash=manifest_hash,
+        world_size=inputs["world_size"],
+        batch_size=inputs["batch_size"],
+        precision=inputs["precision"],
+        seed=inputs["seed"],
+        device=inputs.get("device"),
+        encoder_sha256=result["load_report"]["sha256"],
+        encoder_run_key=pre.extra.get("run_key") if pre else None,
+    )
+    extra = {
+        "recipe": result["recipe"]["name"],
+        "recipe_values": result["recipe"],
+        "load_report": result["load_report"],
+        "data": result.get("data"),
+        "final_epoch": result.get("final_epoch"),
+        "encoder": str(encoder.path),
+    }
+    record = Record(
+        budget=cfg.budget,
+        method=encoder.method,
+        protocol=result["protocol"],
+        seed=result["seed"],
+        pretrain_seed=encoder.pretrain_seed,
+        metrics=result["metrics"],
+        provenance=prov,
+        cost={"wall_s": result["timings"]["total_s"]},
+        extra=extra,
+    )
+    return write_record(record, work_dir)
