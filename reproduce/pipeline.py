@@ -89,7 +89,7 @@ def pretrain_encoder(
         budget,
         "--seed",
         str(seed),
-        "--records-dir",
+        "--work-root",
         str(work_dir),
         "--reuse",
         "--resume",

@@ -49,9 +49,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--method", required=True, help="a method or variant name (methods.list_methods())")
     p.add_argument("--budget", default="micro", help="budget name in reproduce/budgets/ or a config path")
     p.add_argument(
-        "--work-dir", default=None, help="run folder (default: work_dirs/<budget>/<method>/seed<seed>)"
+        "--work-dir",
+        default=None,
+        help="run folder (default: <work-root>/<budget>/<method>/seed<N>/<run key>)",
     )
-    p.add_argument("--records-dir", default="work_dirs", help="root under which result records are written")
+    p.add_argument(
+        "--work-root",
+        default=str(ROOT / "work_dirs"),
+        help="root of run folders (<root>/<budget>/<method>/seed<N>/<run key>) and of result records "
+        "(<root>/records/...)",
+    )
     p.add_argument("--seed", type=int, default=0, help="pretraining seed (data order, crops, masks, init)")
     p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
     p.add_argument(
@@ -198,9 +205,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "max_steps": args.max_steps,
     }
     key = run_key(config_dump, args.method, data.manifest_hash)
-    work_dir = Path(args.work_dir or ROOT / "work_dirs" / cfg.budget / args.method / f"seed{args.seed}" / key)
+    work_dir = Path(
+        args.work_dir or Path(args.work_root) / cfg.budget / args.method / f"seed{args.seed}" / key
+    )
     if args.reuse and (
-        previous := finished_run(work_dir, key, args.records_dir, cfg.budget, args.method, args.seed)
+        previous := finished_run(work_dir, key, args.work_root, cfg.budget, args.method, args.seed)
     ):
         print_log(f"pretrain: reusing {previous['encoder']} (run key {key})", logger="current")
         return previous
@@ -363,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "max_steps_override": args.max_steps,
             },
         )
-        summary = {"record": str(write_record(record, args.records_dir)), "encoder": str(encoder_path)}
+        summary = {"record": str(write_record(record, args.work_root)), "encoder": str(encoder_path)}
         print_log(f"pretrain done: {summary}", logger="current", level=logging.INFO)
     return summary
 

@@ -37,7 +37,7 @@ def full_run(tmp_path_factory):
     """One uninterrupted micro MAE run (96 steps)."""
     out = tmp_path_factory.mktemp("full")
     summary = pretrain.main(
-        ["--method", "mae", "--budget", "micro", "--work-dir", str(out / "run"), "--records-dir", str(out)]
+        ["--method", "mae", "--budget", "micro", "--work-dir", str(out / "run"), "--work-root", str(out)]
     )
     return out, summary
 
@@ -69,7 +69,7 @@ def test_a_finished_run_is_reused_only_with_the_same_run_key(full_run, monkeypat
         "micro",
         "--work-dir",
         str(out / "run"),
-        "--records-dir",
+        "--work-root",
         str(out),
         "--reuse",
     ]
@@ -83,7 +83,7 @@ def test_a_finished_run_is_reused_only_with_the_same_run_key(full_run, monkeypat
 def test_crash_after_first_checkpoint_then_resume_is_bitwise_equal(full_run, tmp_path):
     _, summary = full_run
     work = tmp_path / "crashed"
-    common = ["--method", "mae", "--budget", "micro", "--work-dir", str(work), "--records-dir", str(tmp_path)]
+    common = ["--method", "mae", "--budget", "micro", "--work-dir", str(work), "--work-root", str(tmp_path)]
     crashed = run_cli(*common, "--exit-after-step", "32", check=False)
     assert crashed.returncode == 3, crashed.stderr[-2000:]
     assert (work / "iter_32.pth").is_file() and not (work / "encoder.pth").exists()
@@ -109,7 +109,7 @@ def test_non_finite_loss_stops_with_step_and_last_checkpoint(tmp_path, monkeypat
     work = tmp_path / "nan"
     with pytest.raises(FloatingPointError, match=r"non-finite loss at step 41.*iter_32\.pth"):
         pretrain.main(
-            ["--method", "mae", "--budget", "micro", "--work-dir", str(work), "--records-dir", str(tmp_path)]
+            ["--method", "mae", "--budget", "micro", "--work-dir", str(work), "--work-root", str(tmp_path)]
         )
     assert sorted(p.name for p in work.glob("iter_*.pth")) == ["iter_32.pth"]
     assert not (work / "encoder.pth").exists()
@@ -131,7 +131,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
         "micro",
         "--work-dir",
         str(single),
-        "--records-dir",
+        "--work-root",
         str(tmp_path),
         "--max-steps",
         steps,
@@ -153,7 +153,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
         "micro",
         "--work-dir",
         str(double),
-        "--records-dir",
+        "--work-root",
         str(tmp_path / "r2"),
         "--max-steps",
         steps,
@@ -202,7 +202,7 @@ def test_real_data_budgets_train_two_steps_at_reduced_size(tmp_path, budget):
             str(root),
             "--work-dir",
             str(tmp_path / "run"),
-            "--records-dir",
+            "--work-root",
             str(tmp_path),
             "--max-steps",
             "2",
