@@ -235,10 +235,10 @@ def harness_overhead(budget: str, steps: int, warmup: int = 3, repeats: int = 3)
 
 
 def bench_data(budget: str) -> dict[str, Any]:
-    from reproduce.budget import load_budget
+    from reproduce.data import budget_config
     from synthscenes.bench import bench_generation
 
-    return bench_generation(load_budget(budget))
+    return bench_generation(budget_config(budget))
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

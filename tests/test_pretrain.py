@@ -220,7 +220,7 @@ def test_real_data_budgets_train_two_steps_at_reduced_size(tmp_path, budget):
 
 
 def test_real_data_budget_without_data_root_says_what_to_provide(tmp_path):
-    from reproduce.data_root import DataRootError
+    from downstream.datasets.errors import DatasetError
 
-    with pytest.raises(DataRootError, match=r"budget 'small' trains on real data: pass --data-root DIR"):
+    with pytest.raises(DatasetError, match=r"pass --data-root DIR"):
         pretrain.main(["--method", "mae", "--budget", "small", "--work-dir", str(tmp_path)])
