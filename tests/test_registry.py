@@ -1,12 +1,10 @@
 """Method discovery, variants and build()."""
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from mmengine.registry import Registry
 
 import methods
 from methods import registry
@@ -33,22 +31,6 @@ def test_budget_keys_are_the_official_mae_argument_names():
         "img_size", "patch_size", "embed_dim", "depth", "num_heads", "decoder_embed_dim", "decoder_depth",
         "decoder_num_heads", "mlp_ratio", "norm_pix_loss", "mask_ratio",
     } == registry.BUDGET_KEYS  # fmt: skip
-
-
-@pytest.fixture()
-def scratch_root(tmp_path, monkeypatch):
-    """A private method root with its own registry state, so nothing leaks into methods/ or other tests."""
-    root = tmp_path / "scratch_methods"
-    root.mkdir()
-    (root / "__init__.py").write_text("")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "METHOD_ROOTS", [*registry.METHOD_ROOTS, (root, "scratch_methods")])
-    monkeypatch.setattr(registry, "METHODS", Registry("scratch"))
-    monkeypatch.setattr(registry, "_SPECS", {})
-    monkeypatch.setattr(registry, "_discovered_roots", set())
-    yield root
-    for name in [m for m in sys.modules if m == "scratch_methods" or m.startswith("scratch_methods.")]:
-        del sys.modules[name]
 
 
 def test_a_copied_method_folder_appears_everywhere(scratch_root):
