@@ -1,0 +1,76 @@
+"""The micro regression: re-run Table 1 on the micro budget with one pretraining seed and compare every cell
+with ``tables/recorded/micro.csv`` (written by ``python reproduce/record.py --budget micro``), within the
+tolerance ``tables.regression.tolerance`` derives from the recorded spread over pretraining seeds.
+
+Only methods that have recorded cells are re-run: a method added since the last recording is not compared
+until ``reproduce/record.py`` is run again (the test says which ones)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import pytest
+
+from reproduce import table1
+from tables import regression
+
+pytestmark = pytest.mark.slow
+
+RECORDED = regression.recorded_path("micro")
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    if not RECORDED.is_file():
+        pytest.fail(f"{RECORDED} is missing: run `python reproduce/record.py --budget micro` and commit it")
+    return regression.read_recorded(RECORDED)
+
+
+@pytest.fixture(scope="module")
+def current(recorded, tmp_path_factory):
+    import methods
+
+    recorded_methods = sorted({c.row.split("@")[0] for c in recorded if c.table == "table1"})
+    new = sorted(set(methods.list_methods()) - set(recorded_methods))
+    if new:
+        warnings.warn(
+            f"not compared (no recorded cells yet): {', '.join(new)}; run reproduce/record.py", stacklevel=1
+        )
+    work = tmp_path_factory.mktemp("regression")
+    table1.main(
+        [
+            "--budget",
+            "micro",
+            "--seeds",
+            "1",
+            "--methods",
+            ",".join(recorded_methods),
+            "--work-dir",
+            str(work),
+            "--out-dir",
+            str(work / "out"),
+            "--no-results-md",
+        ]
+    )
+    return regression.cells_from_records(work, "micro", [regression.TABLES[1]])
+
+
+def test_micro_table1_matches_the_recorded_numbers(recorded, current):
+    table1_recorded = [c for c in recorded if c.table == "table1"]
+    failures = regression.compare(table1_recorded, current)
+    assert not failures, "\n".join(failures)
+
+
+def test_a_recorded_value_moved_beyond_tolerance_fails(recorded, current):
+    """The comparison is not vacuous: shifting any compared recorded cell by just over its tolerance makes
+    the same current run fail, on exactly that cell."""
+    table1_recorded = [c for c in recorded if c.table == "table1"]
+    compared = [c for c in table1_recorded if c.kind not in regression.NOT_COMPARED]
+    assert compared
+    for cell in compared:
+        now = next(c.mean for c in current if c.key == cell.key)
+        moved = dataclasses.replace(cell, mean=now + 1.01 * regression.tolerance(cell) + 1e-9)
+        others = [c for c in table1_recorded if c.key != cell.key]
+        failures = regression.compare([*others, moved], current)
+        assert len(failures) == 1 and failures[0].startswith(cell.key), failures
