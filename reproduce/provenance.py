@@ -59,7 +59,10 @@ def files_hash(paths: list[Path]) -> str:
     """sha256 over the contents of source files (in the given order), e.g. the code that trains a method."""
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(str(path.relative_to(ROOT)).encode())
+        # Paths inside the checkout hash by their relative name (the same on every clone); a method folder
+        # from another root (a plug-in, a test's scratch folder) by its absolute path.
+        name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        digest.update(str(name).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
