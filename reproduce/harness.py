@@ -30,6 +30,7 @@ def _atomic_write(data: bytes, filepath: str | Path) -> None:
     filepath = Path(filepath)
     filepath.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=filepath.parent, prefix=f".{filepath.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp creates 0600; the final file should read like any other
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

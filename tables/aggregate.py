@@ -153,6 +153,7 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp creates 0600; the final file should read like any other
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
