@@ -31,55 +31,29 @@ from downstream.optim import (
     warmup_cosine_lr,
 )
 from methods.backbone import build_vit, export_encoder
+from reproduce.budget import load_budget
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Small recipes for the tmp tree (the budget files hold the real ones; test_budget_sections checks them).
-LP = dict(
-    epochs=30,
-    warmup_epochs=3,
-    batch_size=16,
-    base_lr=40.0,
-    min_lr=0.0,
-    weight_decay=0.0,
-    optimizer="lars",
-    momentum=0.9,
-    trust_coefficient=0.001,
-    augment=False,
-    crop_scale=(0.2, 1.0),
-    eval_crop_pct=1.0,
-    head_init_std=0.01,
-    feature_batch_size=64,
-    num_workers=0,
-)
-FT = dict(
-    epochs=1,
-    warmup_epochs=0.5,
-    batch_size=8,
-    base_lr=1e-3,
-    layer_decay=0.65,
-    drop_path=0.1,
-    weight_decay=0.05,
-    min_lr=1e-6,
-    betas=(0.9, 0.999),
-    mixup=0.8,
-    cutmix=1.0,
-    mixup_prob=1.0,
-    mixup_switch_prob=0.5,
-    mixup_mode="batch",
-    label_smoothing=0.1,
-    auto_augment="rand-m9-mstd0.5-inc1",
-    reprob=0.25,
-    remode="pixel",
-    recount=1,
-    crop_scale=(0.2, 1.0),
-    eval_crop_pct=1.0,
-    head_init_std=2e-5,
-    num_workers=0,
-    log_interval=50,
-    checkpoint_interval_epochs=0,
-)
-KNN = dict(k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=64, num_workers=0)
+# The micro budget's recipes, shrunk for the tmp tree (test_budget_sections checks the budget files).
+_MICRO = load_budget("micro")
+LP = {
+    **_MICRO.linear_probe.to_dict(),
+    "epochs": 30,
+    "warmup_epochs": 3,
+    "batch_size": 16,
+    "crop_scale": (0.2, 1.0),
+    "feature_batch_size": 64,
+}
+FT = {
+    **_MICRO.finetune.to_dict(),
+    "warmup_epochs": 0.5,
+    "batch_size": 8,
+    "base_lr": 1e-3,
+    "crop_scale": (0.2, 1.0),
+    "log_interval": 50,
+}
+KNN = {**_MICRO.knn.to_dict(), "feature_batch_size": 64}
 BUDGET = dict(budget="test", linear_probe=LP, finetune=FT, knn=KNN)
 
 
