@@ -1,0 +1,153 @@
+"""Convert an official HPM checkpoint (Haochen-Wang409/HPM) to our HPM model state.
+
+    python -m methods.hpm.convert SRC DST [--encoder-only [--ema]] [--trust-pickle]
+
+``main_pretrain.py`` saves ``{'epoch', 'state_dict', 'optimizer', 'model', 'ema_state_dict', 'loss_scaler'}``:
+``state_dict`` is the trained model (with DDP's ``module.`` prefix when run distributed), ``model`` the
+architecture's NAME (a string), ``ema_state_dict`` timm ModelEma's copy (never prefixed). The MAE-style
+``util/misc.py::save_model`` layout, ``{'model': state_dict, ...}``, and ``model_ema`` for the EMA are
+accepted too, as is a bare state dict. Every network is ``models_mae_learn_loss.MaskedAutoencoderViT``:
+encoder keys are timm's and pass unchanged, the reconstructor's are renamed as for MAE (``decoder_embed`` ->
+``decoder.embed``, ...), the loss predictor's ``decoder_{blocks,norm,pred}_losspred`` become
+``loss_predictor.{blocks,norm,pred}``. The trained model goes to ``encoder.*`` / ``decoder.*`` /
+``loss_predictor.*``, the EMA to ``teacher.module.*``, so ``HPM.load_state_dict(out['state_dict'],
+strict=True)`` restores both. Without an EMA entry the EMA is set to the trained model (what ModelEma holds
+when it is created; ``meta['ema']`` says so). Any other key (``vis_mask_token`` of ``--vis_mask_ratio`` > 0
+runs included) is an error.
+
+``--encoder-only`` writes an encoder file: the trained model's encoder, which the official fine-tuning and
+linear-probe scripts load; ``--ema`` takes the EMA's (``main_finetune.py --teacher``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from methods.backbone import atomic_torch_save, encoder_payload
+
+ENCODER_KEY = re.compile(
+    r"^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|blocks\.\d+\..+|norm\.(weight|bias))$"
+)
+RENAMES = {  # official models_mae_learn_loss.py name -> ours; the loss predictor's first (longer names)
+    "decoder_blocks_losspred.": "loss_predictor.blocks.",
+    "decoder_norm_losspred.": "loss_predictor.norm.",
+    "decoder_pred_losspred.": "loss_predictor.pred.",
+    "decoder_embed.": "decoder.embed.",
+    "mask_token": "decoder.mask_token",
+    "decoder_pos_embed": "decoder.pos_embed",
+    "decoder_blocks.": "decoder.blocks.",
+    "decoder_norm.": "decoder.norm.",
+    "decoder_pred.": "decoder.pred.",
+}
+STUDENT_ENTRIES = ("state_dict", "model")  # main_pretrain.py; util/misc.py::save_model
+EMA_ENTRIES = ("ema_state_dict", "model_ema")
+SOURCE = "Haochen-Wang409/HPM (official HPM checkpoint)"
+
+
+def convert(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Official checkpoint -> ``{'state_dict': HPM keys (trained model and EMA), 'meta': {...}}``."""
+    student = _network(checkpoint, STUDENT_ENTRIES, bare_ok=True)
+    ema = _network(checkpoint, EMA_ENTRIES)
+    state = _rename(student, "")
+    state |= _rename(ema if ema is not None else student, "teacher.module.")
+    meta = {
+        "source": SOURCE,
+        "converted_by": "methods.hpm.convert",
+        "kind": "hpm",
+        "method": "hpm",
+        "ema": "from the checkpoint" if ema is not None else "copied from the trained model (no EMA entry)",
+    }
+    if isinstance(checkpoint.get("model"), str):
+        meta["official_arch"] = checkpoint["model"]
+    return {"state_dict": state, "meta": meta}
+
+
+def encoder_file(checkpoint: dict[str, Any], ema: bool = False) -> dict[str, Any]:
+    """The trained model's encoder (or the EMA's) as an encoder file payload."""
+    network = (
+        _network(checkpoint, EMA_ENTRIES) if ema else _network(checkpoint, STUDENT_ENTRIES, bare_ok=True)
+    )
+    if network is None:
+        raise ValueError(f"no EMA in this checkpoint (looked for {', '.join(EMA_ENTRIES)})")
+    encoder = {k: v for k, v in network.items() if ENCODER_KEY.match(k)}
+    meta = {
+        "source": SOURCE,
+        "converted_by": "methods.hpm.convert",
+        "kind": "encoder",
+        "method": "hpm",
+        "network": "ema" if ema else "model",
+    }
+    return encoder_payload(encoder, meta)
+
+
+def _network(checkpoint: dict[str, Any], entries: tuple[str, ...], bare_ok: bool = False):
+    for key in entries:
+        if isinstance(checkpoint.get(key), dict):
+            return {k.removeprefix("module."): v for k, v in checkpoint[key].items()}
+    if bare_ok and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return {k.removeprefix("module."): v for k, v in checkpoint.items()}
+    if bare_ok:
+        raise ValueError(
+            f"not an HPM checkpoint: no state dict under {', '.join(entries)} and not a bare one"
+        )
+    return None
+
+
+def _rename(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    out, unknown = {}, []
+    for key, value in state.items():
+        if ENCODER_KEY.match(key):
+            out[f"{prefix}encoder.{key}"] = value
+            continue
+        for old, new in RENAMES.items():
+            if key == old or (old.endswith(".") and key.startswith(old)):
+                out[f"{prefix}{new}{key[len(old) :]}"] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(
+            f"keys that are not HPM encoder, reconstructor or loss-predictor keys: {sorted(unknown)}"
+        )
+    return out
+
+
+def load_official(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
+    """The official checkpoints hold tensors, numbers and strings only, which ``weights_only`` loading reads;
+    ``trust_pickle`` loads anything (files you trust only)."""
+    if trust_pickle:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m methods.hpm.convert", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("src", type=Path, help="official HPM checkpoint (.pth)")
+    parser.add_argument("dst", type=Path, help="output file (.pth)")
+    parser.add_argument("--encoder-only", action="store_true", help="write an encoder file")
+    parser.add_argument("--ema", action="store_true", help="with --encoder-only: the EMA's encoder")
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="load SRC with weights_only=False (files you trust only)"
+    )
+    args = parser.parse_args(argv)
+    if args.ema and not args.encoder_only:
+        parser.error("--ema needs --encoder-only (the full conversion always holds both networks)")
+    checkpoint = load_official(args.src, args.trust_pickle)
+    out = encoder_file(checkpoint, args.ema) if args.encoder_only else convert(checkpoint)
+    out["meta"]["source_file"] = args.src.name
+    atomic_torch_save(out, args.dst)
+    print(f"{args.src} -> {args.dst}: {out['meta']['kind']}, {len(out['state_dict'])} tensors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
