@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
+from methods.backbone import build_vit, export_encoder
 from reproduce import pretrain
 from reproduce.provenance import provenance
 from tables.records import Record, read_record, write_record
+from tables.specs import BASELINE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,6 +102,20 @@ def pretrain_encoder(
         args += ["--data-root", data_root]
     summary = pretrain.main(args)
     return Encoder(method, seed, Path(summary["encoder"]), Path(summary["record"]))
+
+
+def random_init_encoder(cfg: Config, seed: int, work_dir: Path) -> Encoder:
+    """The budget's encoder at MAE's initialisation (seeded), never pretrained: the baseline row.
+
+    Every pretraining seed gets its own initialisation, so the baseline's spread is comparable with the
+    methods'. The file is rewritten on each call; the same seed gives the same tensors.
+    """
+    path = work_dir / "baselines" / cfg.budget / BASELINE / f"seed{seed}" / "encoder.pth"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vit = build_vit(cfg.model.arch)
+    export_encoder(vit, path, {"method": BASELINE, "budget": cfg.budget, "init_seed": seed})
+    return Encoder(BASELINE, seed, path)
 
 
 def external_encoders(specs: Iterable[str]) -> list[Encoder]:

@@ -8,6 +8,8 @@ For every discovered method (and variant), and every pretraining seed: pretrain,
 the same run key (config, training code and dataset; a stale checkpoint is never reused). Then run the linear
 probe (several seeds on cached features), the fine-tune and the k-NN, write one record per run, and render
 Table 1 (markdown, CSV, LaTeX, the compute plot, and the Table 1 section of RESULTS.md) from the records.
+A ``random-init`` row (the budget's ViT at MAE's initialisation, evaluated the same way, never pretrained) is
+the floor every method has to clear; ``--no-baseline`` leaves it out.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from reproduce.pipeline import (  # noqa: E402
     pretrain_encoder,
     protocol_record,
     quiet_mmengine,
+    random_init_encoder,
 )
 from tables.render import render_table  # noqa: E402
+from tables.specs import BASELINE  # noqa: E402
 
 # Seeds per budget when --seeds is not given: (pretraining seeds, linear-probe seeds, fine-tune seeds).
 # Pretraining is the largest source of variance, so the recorded micro run varies it; the tiny default keeps
@@ -73,6 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", default=str(REPO / "tables" / "out"), help="rendered tables go here")
     p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
     p.add_argument("--skip", default="", help="comma-separated protocols to skip: linear_probe,finetune,knn")
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="leave out the random-init row (the budget's ViT evaluated without pretraining)",
+    )
     return p.parse_args(argv)
 
 
@@ -139,6 +148,10 @@ def main(argv: list[str] | None = None) -> Path:
 
             stages.append(Stage(f"{name}: pretrain, seed {seed}", pretrain_stage, 4.0))
             stages += evaluate(f"{name} (pretrain seed {seed})", lambda encoders=encoders: encoders["it"])
+    if not args.no_baseline:
+        for seed in pretrain_seeds:
+            baseline = lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
+            stages += evaluate(f"{BASELINE} (init seed {seed})", baseline)
     for ext in external_encoders(args.checkpoint):
         stages += evaluate(ext.method, lambda ext=ext: ext)
     Progress(stages).run()

@@ -29,6 +29,7 @@ from tables.aggregate import CellStats, Row, cell_stats, load_frame, table_rows,
 from tables.paper_numbers import DEFAULT_PATH, PROTOCOL_TITLES, PaperNumber, load_paper_numbers
 from tables.records import FLOPS_UNIT
 from tables.specs import (
+    BASELINE,
     DEFAULT_RECIPE,
     PAPER_MODEL,
     TABLES,
@@ -350,6 +351,12 @@ def _notes(rt: RenderedTable, frame: pd.DataFrame, unassessed: bool, out: Path) 
             text += " Cells with a single run on both sides carry no marker: their gap cannot be assessed."
         notes.append(text)
     notes.append(f"`{DASH}`: no record for this cell (not run yet), never a zero.")
+    if any(r.method == BASELINE for r in rt.rows):
+        notes.append(
+            f"`{BASELINE}`: the budget's ViT at MAE's initialisation (one per pretraining seed), evaluated "
+            "with the same protocols and never pretrained; it has no pretraining cost. A method that does "
+            "not clear it has learnt nothing the protocol can use at this budget."
+        )
     if any(r.recipe != DEFAULT_RECIPE for r in rt.rows):
         notes.append(
             "`[recipe: X]`: evaluated with method X's official downstream recipe instead of the shared "

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 DEFAULT_RECIPE = "mae"
 #: The five methods in the order the papers appeared; variants follow, then other methods, then ``ext:*``.
 CANONICAL_METHODS = ("mae", "rcmae", "hpm", "colormae", "cmtmae")
+#: The reference row every table script adds: the budget's ViT at MAE's initialisation, evaluated with the
+#: same protocols and never pretrained. A pretrained row that does not clear it has learnt nothing useful.
+BASELINE = "random-init"
 #: The paper setting quoted beside measured numbers: the papers' main comparison model.
 PAPER_MODEL = "ViT-B/16"
 
@@ -112,14 +115,17 @@ class TableSpec:
 
 def row_order_key(method: str) -> tuple[int, int, str]:
     """Stable row order: the five methods in canonical order, then their variants (``<method>-<variant>``,
-    grouped under their method), then any other method alphabetically, then external checkpoints ``ext:*``."""
+    grouped under their method), then any other method alphabetically, then the random-init baseline, then
+    external checkpoints ``ext:*``."""
     if method in CANONICAL_METHODS:
         return (0, CANONICAL_METHODS.index(method), "")
     for i, base in enumerate(CANONICAL_METHODS):
         if method.startswith(base + "-"):
             return (1, i, method)
-    if method.startswith("ext:"):
+    if method == BASELINE:
         return (3, 0, method)
+    if method.startswith("ext:"):
+        return (4, 0, method)
     return (2, 0, method)
 
 

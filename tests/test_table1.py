@@ -6,6 +6,7 @@ import pytest
 
 import methods
 from reproduce import table1
+from tables.specs import BASELINE
 
 pytestmark = pytest.mark.slow
 
@@ -36,3 +37,7 @@ def test_a_copy_of_the_mae_folder_appears_as_a_table1_row(mae_copy, tmp_path):
     assert cells[1] != "—"  # the linear probe ran: a measured top-1
     assert float(cells[1].strip("*").split()[0]) > 0
     assert (tmp_path / "records" / "micro" / "maecopy" / "pretrain" / "seed0.json").is_file()
+    # the random-init baseline row comes with every table run, evaluated but never pretrained
+    baseline = next(line for line in markdown.splitlines() if line.startswith(f"| {BASELINE} |"))
+    assert float(baseline.strip("|").split("|")[1].strip(" *≈").split()[0]) > 0
+    assert not (tmp_path / "records" / "micro" / BASELINE / "pretrain").exists()

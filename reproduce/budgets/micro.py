@@ -4,7 +4,11 @@ _base_ = ["./synthscenes_micro.py"]
 
 budget = "micro"
 
-model = dict(arch="micro", mask_ratio=0.75, norm_pix_loss=True)
+# Pixel targets without per-patch normalisation at small budgets: with norm_pix_loss=True (MAE's default),
+# 96 MAE steps leave the CLS token no more useful than a random encoder's (linear probe 18-19 % vs 18.5 %
+# random init); unnormalised pixels give 23.1 / 20.7 % over two pretraining seeds (pilot, 2026-11-25). MAE's
+# paper reports both targets (Table 1d); the base budgets keep the normalised one.
+model = dict(arch="micro", mask_ratio=0.75, norm_pix_loss=False)
 
 pretrain = dict(
     epochs=3,  # passes over data.classification.num_train images (2048 -> 32 steps/epoch at batch 64)
