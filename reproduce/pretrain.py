@@ -36,6 +36,7 @@ from methods.base import PARAMWISE_CFG
 from methods.cost import FLOPS_UNIT, count_flops
 from reproduce import budget as budgets
 from reproduce import data_root
+from reproduce import teacher as teachers
 from reproduce.harness import init_cpu_process_group, unwrap  # also registers the loop, hooks, backend
 from reproduce.pretrain_data import PretrainDataset
 from reproduce.provenance import files_hash, provenance, stable_hash
@@ -197,12 +198,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budgets.check_method_config(args.method, method_cfg, cfg)
     pre = cfg.pretrain
     data = data_root.prepare(cfg, args.data_root)
+    # A method with a CLIP teacher (CMT-MAE) gets the budget's trained teacher (built first when missing) or
+    # the released file; other methods get None and nothing below changes for them.
+    teacher = teachers.teacher_inputs(args.method, cfg, method_cfg, args.work_root, data)
     config_dump = {
         "budget": cfg.to_dict(),
         "method": args.method,
         "method_config": method_cfg,
         "seed": args.seed,
         "max_steps": args.max_steps,
+        **({"teacher_key": teacher.key} if teacher else {}),
     }
     key = run_key(config_dump, args.method, data.manifest_hash)
     work_dir = Path(
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return previous
     train_set = ImageFolderDataset(data.imagenet, split="train")
     torch.manual_seed(args.seed)  # the initial weights; every process builds the same ones
-    model = budgets.build_model(args.method, cfg)
+    model = budgets.build_model(args.method, cfg, **({"teacher_file": str(teacher.path)} if teacher else {}))
     model.seed = args.seed
 
     # Cost per image, measured before training (it also decides the step count under equalize='flops').
@@ -363,6 +368,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "wall_s": wall,
                 "steps": max_steps,
                 "cost_ratio_vs_mae": cost_ratio,
+                # a method's own extra costs, e.g. its teacher's training (teacher_total_flops, Table 1)
+                **getattr(model, "extra_cost", {}),
             },
             provenance=prov,
             extra={
@@ -374,6 +381,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "steps_per_epoch": steps_per_epoch,
                 "planned_steps": planned_steps,
                 "max_steps_override": args.max_steps,
+                **getattr(model, "extra_record", {}),
             },
         )
         summary = {"record": str(write_record(record, args.work_root)), "encoder": str(encoder_path)}
