@@ -7,6 +7,8 @@ Every folder under ``methods/`` holding a ``config.py`` is a method, named after
 * ``config``: the method's own keys (constructor arguments beyond the budget's arch keys);
 * ``variants`` (optional): ``{name: overrides}``; each variant is the method with some of its own keys
   overridden, and is listed, built and tabled like a method.
+* ``ablations`` (optional): ``{name: overrides}`` like variants, built and pretrained by name, but left out of
+  ``list_methods()`` (the default method list of every table): only an ablation table runs them.
 
 Discovery runs on first use, so ``import methods`` stays cheap. Nothing else needs editing to add a method.
 """
@@ -38,6 +40,7 @@ class MethodSpec:
     config: dict[str, Any] = field(default_factory=dict)  # the method's own keys, variant overrides applied
     base: str | None = None  # for a variant: the method it varies
     folder: Path | None = None
+    ablation: bool = False  # declared in ``ablations``: not in list_methods() unless asked for
 
 
 _SPECS: dict[str, MethodSpec] = {}
@@ -68,6 +71,9 @@ def _register_folder(folder: Path, module: str) -> None:
     for variant, overrides in getattr(cfg, "variants", {}).items():
         _check_keys(f"{module}.config.variants[{variant!r}]", overrides, allowed=set(own))
         _add(MethodSpec(variant, cls, {**own, **overrides}, name, folder))
+    for ablation, overrides in getattr(cfg, "ablations", {}).items():
+        _check_keys(f"{module}.config.ablations[{ablation!r}]", overrides, allowed=set(own))
+        _add(MethodSpec(ablation, cls, {**own, **overrides}, name, folder, ablation=True))
 
 
 def _check_keys(where: str, keys: dict[str, Any], allowed: set[str] | None) -> None:
@@ -93,9 +99,15 @@ def get_spec(name: str) -> MethodSpec:
     return specs[name]
 
 
-def list_methods() -> list[str]:
-    """Every method and variant name, each method followed by its variants."""
-    return list(discover())
+def list_methods(ablations: bool = False) -> list[str]:
+    """Every method and variant name, each method followed by its variants (and, with ``ablations``, its
+    ablations)."""
+    return [name for name, spec in discover().items() if ablations or not spec.ablation]
+
+
+def list_ablations(method: str) -> list[str]:
+    """The ablations a method's ``config.py`` declares, in declaration order."""
+    return [name for name, spec in discover().items() if spec.ablation and spec.base == method]
 
 
 def method_config(name: str) -> dict[str, Any]:

@@ -181,13 +181,15 @@ def greyscale(images: torch.Tensor) -> torch.Tensor:
     return luma.expand_as(images).contiguous()
 
 
-def strip_colours(caption: str) -> str:
-    """The caption of the greyscale image: every colour word removed, the article fixed ("an orange ring" ->
-    "a ring")."""
+def shapes_caption(caption: str, background: bool = False) -> str:
+    """The caption of the greyscale image: every colour word removed (the article fixed: "an orange ring" ->
+    "a ring") and, unless ``background``, the background phrase too ("... on stripes"): only the shapes and
+    their number are left to match the image with."""
     from synthscenes.appearance import COLOUR_NAMES
 
     pattern = r"\b(a|an) (" + "|".join(COLOUR_NAMES) + r") (\w+)"
-    return re.sub(pattern, lambda m: f"{'an' if m.group(3)[0] in 'aeiou' else 'a'} {m.group(3)}", caption)
+    text = re.sub(pattern, lambda m: f"{'an' if m.group(3)[0] in 'aeiou' else 'a'} {m.group(3)}", caption)
+    return text if background else re.sub(r" on [^,]+$", "", text)
 
 
 def clip_normalise(images: torch.Tensor) -> torch.Tensor:
@@ -258,8 +260,9 @@ def train_clip(
     model = open_clip.create_model(name, pretrained=None).float()
     tokenizer = open_clip.get_tokenizer(name)
     tokens = tokenizer(train.captions)  # [N, context_length]
-    colour_drop = float(r.get("colour_drop", 0.0))
-    tokens_grey = tokenizer([strip_colours(c) for c in train.captions]) if colour_drop > 0 else None
+    shapes_only = float(r.get("shapes_only", 0.0))
+    keep_bg = bool(r.get("shapes_only_background", False))
+    tokens_grey = tokenizer([shapes_caption(c, keep_bg) for c in train.captions]) if shapes_only > 0 else None
     loss_fn = open_clip.ClipLoss()
     optimizer = torch.optim.AdamW(
         param_groups(model, r["weight_decay"]), lr=r["lr"], betas=tuple(r["betas"]), eps=r.get("eps", 1e-6)
@@ -287,9 +290,9 @@ def train_clip(
             flip = torch.rand(len(x), generator=g) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         text = tokens[idx]
-        if colour_drop > 0:  # grey image + caption without colour words: colour alone cannot match the pair
+        if shapes_only > 0:  # grey image + a caption of its shapes: colour and background cannot match it
             g = torch.Generator().manual_seed(seed * 1_000_003 + step + 500_000_000)
-            grey = torch.rand(len(x), generator=g) < colour_drop
+            grey = torch.rand(len(x), generator=g) < shapes_only
             x = torch.where(grey.view(-1, 1, 1, 1), greyscale(x), x)
             text = torch.where(grey.view(-1, 1), tokens_grey[idx], text)
         img, txt, scale = model(clip_normalise(x), text)

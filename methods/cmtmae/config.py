@@ -42,3 +42,24 @@ variants: dict[str, dict] = {
     # alpha = 0 throughout: CLIP-guided masking and CLIP targets only, no momentum student (MILAN-like)
     "cmtmae-teacher-only": dict(alpha=0.0),
 }
+#: Table 5's ablations (reproduce/table5.py): built and pretrained by name like variants, but not part of the
+#: default method list of the other tables. Each changes one choice of the default (collaborative masking,
+#: both targets, alpha 0.5, stage 1 = 25 % of the run); alpha = 0 and stage 1 = the whole run are the
+#: teacher-only variant above.
+ablations: dict[str, dict] = {
+    # masking source (the target stays collaborative)
+    "cmtmae-mask-random": dict(mask_source="random"),
+    "cmtmae-mask-teacher": dict(mask_source="teacher"),
+    "cmtmae-mask-student": dict(mask_source="student"),
+    # target (the masking stays collaborative)
+    "cmtmae-target-pixels": dict(target="pixels"),
+    "cmtmae-target-teacher": dict(target="teacher"),
+    "cmtmae-target-student": dict(target="student"),
+    # stage 2's alpha
+    "cmtmae-alpha-0.25": dict(alpha=0.25),
+    "cmtmae-alpha-0.75": dict(alpha=0.75),
+    "cmtmae-alpha-1": dict(alpha=1.0),
+    # stage-1 length (share of the planned steps)
+    "cmtmae-stage1-0": dict(stage1_fraction=0.0),
+    "cmtmae-stage1-0.5": dict(stage1_fraction=0.5),
+}

@@ -1,0 +1,141 @@
+"""Table 5: CMT-MAE's ablations under one budget: masking source, target, alpha and stage-1 length.
+
+    python reproduce/table5.py [--budget tiny] [--seeds N] [--work-dir DIR] [--skip finetune]
+
+Rows: MAE (random masking, pixel target), CMT-MAE's default, its teacher-only variant (alpha = 0 throughout),
+every ablation its ``config.py`` declares in ``ablations`` (one choice changed each: masking source random /
+teacher / student, target pixels / teacher / student, stage 2's alpha, stage-1 length) and the CLIP teacher's
+own linear probe as a reference row. Each row is pretrained (or reused, same run key rules as Table 1) and
+evaluated with the Table 1 protocols and the same seeds policy (``reproduce.table1.seeds_for``); the table is
+rendered by ``tables/render.py`` (markdown, CSV, LaTeX, the Table 5 section of RESULTS.md) and its cells are
+regression cells like Table 1's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
+
+import methods  # noqa: E402
+from downstream.in1k import run_finetune, run_knn, run_linear_probe  # noqa: E402
+from methods.registry import list_ablations  # noqa: E402
+from reproduce import data_root  # noqa: E402
+from reproduce.budget import load_budget  # noqa: E402
+from reproduce.pipeline import Encoder, Progress, Stage, pretrain_encoder, protocol_record, quiet_mmengine  # noqa: E402
+from reproduce.table1 import seeds_for  # noqa: E402
+from tables.render import render_table  # noqa: E402
+from tables.specs import TABLE5  # noqa: E402
+
+METHOD = "cmtmae"
+#: the rows before the ablations: the random-masking baseline, the default and the teacher-only variant
+BASE_ROWS = ("mae", "cmtmae", "cmtmae-teacher-only")
+
+
+def rows() -> list[str]:
+    return [*BASE_ROWS, *list_ablations(METHOD)]
+
+
+def describe(name: str) -> str:
+    """What a row changes with respect to CMT-MAE's default, from the method config (for the table notes)."""
+    if name == "mae":
+        return "`mae`: random masking, pixel target (the budget's MAE)"
+    default, own = methods.method_config(METHOD), methods.method_config(name)
+    changed = {k: v for k, v in own.items() if default.get(k) != v}
+    if not changed:
+        return (
+            f"`{name}`: the default (collaborative masking and targets, alpha 0.5, stage 1 = 25 % of the run)"
+        )
+    return f"`{name}`: " + ", ".join(f"{k}={v!r}" for k, v in changed.items())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
+    p.add_argument("--rows", default=None, help="comma-separated rows (default: all, see --list)")
+    p.add_argument("--list", action="store_true", help="print the rows and what each changes, then exit")
+    p.add_argument("--seeds", type=int, default=None, help="pretraining and evaluation seeds (as Table 1)")
+    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
+    p.add_argument("--work-dir", default=str(REPO / "work_dirs"), help="runs and records go here")
+    p.add_argument("--out-dir", default=str(REPO / "tables" / "out"), help="rendered tables go here")
+    p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
+    p.add_argument("--skip", default="", help="comma-separated protocols to skip: linear_probe,finetune,knn")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    if args.list:
+        for name in rows():
+            print(describe(name))
+        return Path()
+    quiet_mmengine()
+    cfg = load_budget(args.budget)
+    work_dir = Path(args.work_dir)
+    data = data_root.prepare(cfg, args.data_root)
+    names = args.rows.split(",") if args.rows else rows()
+    unknown = sorted(set(names) - set(rows()))
+    if unknown:
+        raise SystemExit(f"unknown Table 5 row(s) {', '.join(unknown)}; known: {', '.join(rows())}")
+    pretrain_seeds, probe_seeds, ft_seeds = seeds_for(cfg.budget, args.seeds)
+    skip = set(filter(None, args.skip.split(",")))
+    extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
+
+    def evaluate(tag: str, encoders: dict[str, Encoder]) -> list[Stage]:
+        def run(protocol_fn, seed):
+            def go():
+                enc = encoders["it"]
+                out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}"
+                result = protocol_fn(enc.path, cfg, data.imagenet, out, seed=seed, progress=False)
+                return protocol_record(
+                    result, cfg=cfg, encoder=enc, manifest_hash=data.manifest_hash, work_dir=work_dir
+                )
+
+            return go
+
+        stages = []
+        if "linear_probe" not in skip:
+            stages += [
+                Stage(f"{tag}: linear probe, seed {s}", run(run_linear_probe, s), 0.5) for s in probe_seeds
+            ]
+        if "finetune" not in skip:
+            stages += [Stage(f"{tag}: fine-tune, seed {s}", run(run_finetune, s), 2.0) for s in ft_seeds]
+        if "knn" not in skip:
+            stages.append(Stage(f"{tag}: k-NN", run(run_knn, 0), 0.3))
+        return stages
+
+    stages: list[Stage] = []
+    for name in names:
+        for seed in pretrain_seeds:
+            encoders: dict[str, Encoder] = {}
+
+            def pretrain_stage(name=name, seed=seed, encoders=encoders):
+                encoders["it"] = pretrain_encoder(
+                    name, cfg.budget, seed, work_dir, args.data_root, extra_args
+                )
+
+            stages.append(Stage(f"{name}: pretrain, seed {seed}", pretrain_stage, 4.0))
+            stages += evaluate(f"{name} (pretrain seed {seed})", encoders)
+    Progress(stages).run()
+
+    spec = dataclasses.replace(
+        TABLE5, notes=(*TABLE5.notes, "Rows: " + "; ".join(describe(n) for n in names) + ".")
+    )
+    rendered = render_table(
+        spec,
+        work_dir,
+        cfg.budget,
+        Path(args.out_dir),
+        results_md=None if args.no_results_md else REPO / "RESULTS.md",
+    )
+    print(rendered.markdown)
+    return Path(args.out_dir) / cfg.budget / "table5.md"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""reproduce/teacher.py: the small CLIP teacher trained on SynthScenes captions (a few steps on the test
+dataset), its records and reuse, and what pretraining gets from it (the teacher's cost in the record)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from methods.clip_teacher import build_random_clip, load_clip, read_clip_meta, save_clip
+from reproduce import pretrain
+from reproduce import teacher as teachers
+from reproduce.budget import load_budget
+from reproduce.data_root import DataRoot
+from tables.records import read_record, record_path
+from tests.synthscenes_helpers import small_dataset
+
+warnings.filterwarnings("ignore", message="CMT-MAE built with a RANDOMLY")
+
+RECIPE = dict(
+    epochs=2,
+    batch_size=8,
+    lr=1e-3,
+    weight_decay=0.1,
+    betas=(0.9, 0.98),
+    eps=1e-6,
+    warmup_fraction=0.25,
+    hflip=True,
+    shapes_only=0.5,
+)
+
+
+def small_cfg(**recipe):
+    cfg = load_budget("micro")
+    cfg.clip_teacher = {**RECIPE, **recipe}
+    cfg.linear_probe.batch_size = 8
+    cfg.linear_probe.epochs = 3
+    cfg.linear_probe.warmup_epochs = 1
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def data():
+    root, _, manifest = small_dataset()
+    return DataRoot(root, manifest["sha256"])
+
+
+@pytest.fixture(scope="module")
+def built(data, tmp_path_factory):
+    work = tmp_path_factory.mktemp("teacher")
+    torch.set_num_threads(1)
+    teacher = teachers.ensure_teacher(small_cfg(), work, data=data, probe_seeds=(0, 1), progress=False)
+    return work, teacher
+
+
+def test_captions_without_colours_or_background_name_only_the_shapes():
+    caption = "a cyan square, an orange circle, a yellow ring and a purple cross on a gradient"
+    assert teachers.shapes_caption(caption) == "a square, a circle, a ring and a cross"
+    assert (
+        teachers.shapes_caption(caption, background=True)
+        == "a square, a circle, a ring and a cross on a gradient"
+    )
+    assert teachers.prompts_for("ellipse")[:3] == ["an ellipse", "a red ellipse", "an orange ellipse"]
+    grey = teachers.greyscale(torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8))
+    assert (
+        grey.dtype == torch.uint8
+        and torch.equal(grey[:, 0], grey[:, 1])
+        and torch.equal(grey[:, 1], grey[:, 2])
+    )
+
+
+def test_the_teacher_trains_and_is_recorded_with_its_cost_zero_shot_and_probe(built, data):
+    work, teacher = built
+    rec = read_record(teacher.record)
+    assert rec.method == teachers.TEACHER_METHOD and rec.protocol == teachers.TEACHER_PROTOCOL
+    assert {"zero_shot_top1", "zero_shot_top5", "linear_probe_top1", "chance_top1"} <= rec.metrics.keys()
+    assert rec.metrics["chance_top1"] == 12.5
+    cost = rec.cost
+    assert cost["steps"] == 2 * (16 // 8) and cost["train_images"] == 32
+    assert cost["flops_per_image"] > 0 and cost["total_flops"] == pytest.approx(cost["flops_per_image"] * 32)
+    assert cost["wall_s"] > 0
+    assert teacher.cost == {
+        "teacher_flops_per_image": cost["flops_per_image"],
+        "teacher_total_flops": cost["total_flops"],
+        "teacher_wall_s": cost["wall_s"],
+    }
+    assert rec.provenance["dataset_manifest_hash"] == data.manifest_hash
+    # the file: the project's format, read with weights_only, the teacher's key and cost in its meta
+    model, meta = load_clip(teacher.path)
+    assert meta["teacher_key"] == teacher.key and meta["cost"]["total_flops"] == cost["total_flops"]
+    assert model.visual.grid_size == (8, 8)
+    # one linear-probe record per probe seed: the teacher's reference row in Table 1
+    for seed in (0, 1):
+        probe = read_record(record_path(work, "micro", teachers.TEACHER_METHOD, "linear_probe", seed, 0))
+        assert 0 <= probe.metrics["top1"] <= 100 and probe.pretrain_seed == 0
+    assert rec.extra["linear_probe_top1_per_seed"] == [
+        read_record(record_path(work, "micro", teachers.TEACHER_METHOD, "linear_probe", s, 0)).metrics["top1"]
+        for s in (0, 1)
+    ]
+
+
+def test_a_teacher_is_reused_only_with_the_same_key(built, data, monkeypatch):
+    work, teacher = built
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("retrained")
+
+    monkeypatch.setattr(teachers, "train_clip", no_training)
+    again = teachers.ensure_teacher(small_cfg(), work, data=data, progress=False)
+    assert again.path == teacher.path and again.key == teacher.key
+    changed = small_cfg(lr=2e-3)
+    assert teachers.teacher_key(changed, data.manifest_hash) != teacher.key
+    with pytest.raises(AssertionError, match="retrained"):
+        teachers.ensure_teacher(changed, work, data=data, progress=False)
+
+
+def test_paper_scale_without_the_openai_file_stops_with_one_line(tmp_path):
+    cfg = load_budget("base-300e")
+    missing = tmp_path / "nowhere" / "ViT-B-16.pt"
+    with pytest.raises(teachers.TeacherError) as err:
+        teachers.teacher_inputs("cmtmae", cfg, {"teacher_file": str(missing)}, tmp_path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "ViT-B-16.pt" in message and str(missing) in message and teachers.OPENAI_VIT_B16_URL in message
+    assert teachers.teacher_inputs("mae", cfg, {}, tmp_path) is None  # methods without a teacher: nothing
+    # no file named: the default place under the repository
+    with pytest.raises(teachers.TeacherError, match=r"checkpoints/clip/ViT-B-16\.pt"):
+        teachers.teacher_inputs("cmtmae", cfg, {"teacher_file": None}, tmp_path)
+
+
+@pytest.mark.slow
+def test_pretraining_uses_the_teacher_and_records_its_cost(tmp_path, monkeypatch):
+    """Two CMT-MAE steps on micro with a stand-in teacher file: the model loads it, the pretraining record
+    carries its cost (Table 1's Teacher training column) and the teacher's key is part of the run key."""
+    path = save_clip(
+        build_random_clip("synthclip-micro"),
+        tmp_path / "stand-in.pt",
+        {"model_cfg": teachers.clip_model_cfg("synthclip-micro"), "teacher_key": "k1", "cost": _COST},
+    )
+    calls = []
+
+    def stand_in(cfg, work_root, data=None, **kwargs):
+        calls.append(Path(work_root))
+        return teachers.Teacher(path, "k1")
+
+    monkeypatch.setattr(teachers, "ensure_teacher", stand_in)
+    args = ["--method", "cmtmae", "--budget", "micro", "--max-steps", "2", "--work-root", str(tmp_path)]
+    summary = pretrain.main(args)
+    rec = read_record(summary["record"])
+    assert calls == [tmp_path]
+    assert rec.cost["teacher_total_flops"] == _COST["total_flops"]
+    assert rec.cost["teacher_flops_per_image"] == _COST["flops_per_image"]
+    assert rec.cost["teacher_wall_s"] == _COST["wall_s"]
+    assert rec.extra["teacher"]["file"] == str(path) and rec.extra["teacher"]["teacher_key"] == "k1"
+    assert read_clip_meta(path)["teacher_key"] == "k1"
+    # the teacher's flops are in the step's cost (two extra forwards): more than MAE's step
+    mae = read_record(pretrain.main([*args[:1], "mae", *args[2:]])["record"])
+    assert rec.cost["flops_per_image"] > 2 * mae.cost["flops_per_image"]
+
+
+_COST = {"flops_per_image": 1.5e8, "total_flops": 3.0e12, "wall_s": 12.0, "train_images": 20000}
