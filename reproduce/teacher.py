@@ -182,14 +182,19 @@ def greyscale(images: torch.Tensor) -> torch.Tensor:
 
 
 def shapes_caption(caption: str, background: bool = False) -> str:
-    """The caption of the greyscale image: every colour word removed (the article fixed: "an orange ring" ->
-    "a ring") and, unless ``background``, the background phrase too ("... on stripes"): only the shapes and
-    their number are left to match the image with."""
+    """The caption of the greyscale image: its shapes only, in alphabetical order ("a cyan square, an orange
+    circle and a red ring on stripes" -> "a circle, a ring and a square"): colour words and, unless
+    ``background``, the background phrase are dropped, so only the shapes and their number match the image,
+    and one set of shapes always reads the same."""
     from synthscenes.appearance import COLOUR_NAMES
 
-    pattern = r"\b(a|an) (" + "|".join(COLOUR_NAMES) + r") (\w+)"
-    text = re.sub(pattern, lambda m: f"{'an' if m.group(3)[0] in 'aeiou' else 'a'} {m.group(3)}", caption)
-    return text if background else re.sub(r" on [^,]+$", "", text)
+    objects, _, ground = caption.partition(" on ")
+    colours = set(COLOUR_NAMES)
+    shapes = sorted(p.split()[-1] for p in re.split(r", | and ", objects))
+    words = [s for s in shapes if s not in colours]
+    phrases = [f"{'an' if s[0] in 'aeiou' else 'a'} {s}" for s in words]
+    text = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return f"{text} on {ground}" if background and ground else text
 
 
 def clip_normalise(images: torch.Tensor) -> torch.Tensor:
@@ -262,6 +267,7 @@ def train_clip(
     tokens = tokenizer(train.captions)  # [N, context_length]
     shapes_only = float(r.get("shapes_only", 0.0))
     keep_bg = bool(r.get("shapes_only_background", False))
+    grey_images = bool(r.get("shapes_only_grey", True))
     tokens_grey = tokenizer([shapes_caption(c, keep_bg) for c in train.captions]) if shapes_only > 0 else None
     loss_fn = open_clip.ClipLoss()
     optimizer = torch.optim.AdamW(
@@ -293,7 +299,8 @@ def train_clip(
         if shapes_only > 0:  # grey image + a caption of its shapes: colour and background cannot match it
             g = torch.Generator().manual_seed(seed * 1_000_003 + step + 500_000_000)
             grey = torch.rand(len(x), generator=g) < shapes_only
-            x = torch.where(grey.view(-1, 1, 1, 1), greyscale(x), x)
+            if grey_images:
+                x = torch.where(grey.view(-1, 1, 1, 1), greyscale(x), x)
             text = torch.where(grey.view(-1, 1), tokens_grey[idx], text)
         img, txt, scale = model(clip_normalise(x), text)
         loss = loss_fn(img, txt, scale)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from pathlib import Path
 
 import pytest
@@ -34,7 +33,7 @@ from methods.cmtmae.model import (
 )
 from methods.masking import num_masked, per_sample_noise
 
-warnings.filterwarnings("ignore", message="CMT-MAE built with a RANDOMLY")
+pytestmark = pytest.mark.filterwarnings("ignore:CMT-MAE built with a RANDOMLY")
 
 
 def build(name: str = "cmtmae", **keys) -> CMTMAE:
@@ -300,10 +299,10 @@ def test_attention_from_open_clip_equals_a_hand_computation_from_the_block_weigh
     assert per_head.shape == (3, heads, 64)
     assert torch.allclose(per_head, by_hand, atol=1e-6)
     assert torch.allclose(projected, tokens @ visual.proj, atol=1e-6)
-    # the block's output is untouched: forcing need_weights does not change the tokens
+    # the tokens are the tower's own: asking for the weights only moves the last block off the fused kernel
     with torch.no_grad():
         plain_tokens = visual(teacher.clip_input(x))[1]
-    assert torch.equal(tokens, plain_tokens)
+    assert torch.allclose(tokens, plain_tokens, atol=1e-5)
 
 
 def test_the_teacher_patch_grid_must_equal_the_students(tmp_path):

@@ -3,7 +3,6 @@ dataset), its records and reuse, and what pretraining gets from it (the teacher'
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from reproduce.data_root import DataRoot
 from tables.records import read_record, record_path
 from tests.synthscenes_helpers import small_dataset
 
-warnings.filterwarnings("ignore", message="CMT-MAE built with a RANDOMLY")
+pytestmark = pytest.mark.filterwarnings("ignore:CMT-MAE built with a RANDOMLY")
 
 RECIPE = dict(
     epochs=2,
