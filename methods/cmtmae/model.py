@@ -277,13 +277,13 @@ class CMTMAE(MIMModel):
         attn_t = feat_t = attn_s = feat_s = None
         if self.teacher is not None:
             per_head, tokens, projected = self.teacher(images)
-            attn_t = renormalise(per_head.mean(dim=1))
+            attn_t = renormalise(per_head.float().mean(dim=1))  # float32: no bf16 ties under autocast
             feat_t = projected if self.teacher_target == "projected" else tokens
             if self.teacher_target == "projected":
                 feat_t = F.normalize(feat_t, dim=-1)  # MILAN's target: L2-normalised joint-space tokens
         if self.momentum_encoder is not None:
             tokens, attn = self.momentum_encoder.module.forward_with_attention(images, self.attention_block)
-            attn_s, feat_s = renormalise(attn), tokens[:, 1:]
+            attn_s, feat_s = renormalise(attn.float()), tokens[:, 1:]
         return Guidance(attn_t, feat_t, attn_s, feat_s)
 
     def guided_map(self, g: Guidance, alpha: float) -> torch.Tensor:

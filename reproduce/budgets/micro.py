@@ -31,6 +31,25 @@ pretrain = dict(
     log_interval=8,
 )
 
+# ---- CMT-MAE's CLIP teacher at this budget (reproduce/teacher.py): methods/clip_configs/synthclip-micro.json
+# trained from scratch on the train captions with open_clip's ClipLoss (AdamW, warm-up + cosine, logit scale
+# clamped at 100, as open_clip's training). With the raw captions a small CLIP matches pairs by colour and
+# background alone and learns no shapes (pilot: zero-shot at chance); `shapes_only` of the pairs are shown as
+# a greyscale image with a caption of its shapes only (sorted, no colours, no background), so that only the
+# shapes and their number can match them.
+clip_teacher = dict(
+    epochs=8,
+    batch_size=64,
+    lr=2e-3,
+    weight_decay=0.1,
+    betas=(0.9, 0.98),
+    eps=1e-6,
+    warmup_fraction=0.1,
+    hflip=True,
+    shapes_only=0.5,
+    shapes_only_grey=True,
+)
+
 # ---- ImageNet-1K protocols (downstream/in1k): MAE's recipes (base.py), scaled: ~1 s probe, ~3 s fine-tune
 # Linear probe on CACHED features: the centre-cropped train images are encoded once (no RandomResizedCrop),
 # and the head (BN + Linear, LARS) trains on them; probe seeds and the k-NN reuse the same features. LARS

@@ -27,6 +27,25 @@ pretrain = dict(
     log_interval=16,
 )
 
+# ---- CMT-MAE's CLIP teacher at this budget (reproduce/teacher.py): methods/clip_configs/synthclip-tiny.json
+# trained from scratch on the train captions with open_clip's ClipLoss (AdamW, warm-up + cosine, logit scale
+# clamped at 100, as open_clip's training). With the raw captions a small CLIP matches pairs by colour and
+# background alone and learns no shapes (pilot: zero-shot at chance); `shapes_only` of the pairs are shown as
+# a greyscale image with a caption of its shapes only (sorted, no colours, no background), so that only the
+# shapes and their number can match them.
+clip_teacher = dict(
+    epochs=4,
+    batch_size=64,
+    lr=2e-3,
+    weight_decay=0.1,
+    betas=(0.9, 0.98),
+    eps=1e-6,
+    warmup_fraction=0.1,
+    hflip=True,
+    shapes_only=0.5,
+    shapes_only_grey=True,
+)
+
 # ---- ImageNet-1K protocols (downstream/in1k): MAE's recipes (base.py), scaled: ~13 s probe, ~27 s fine-tune
 # Linear probe on CACHED centre-crop features (see micro.py), 3 seeds share one encoder pass; blr as micro.py.
 linear_probe = dict(
