@@ -1,7 +1,7 @@
 """Record the regression numbers of a budget: run its tables with several pretraining seeds and write every
 cell (mean, spread over pretraining seeds, provenance) to ``tables/recorded/<budget>.csv``.
 
-    python reproduce/record.py --budget micro [--seeds 3] [--work-dir DIR]
+    python reproduce/record.py --budget micro [--seeds 3] [--work-dir DIR] [--tables 1,5]
 
 CI re-runs the budget with one seed (``tests/test_regression.py``) and compares every cell with these
 values, within a tolerance derived from the recorded spread (``tables.regression.tolerance``). Re-record
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from reproduce import table1  # noqa: E402
+from reproduce import table1, table5  # noqa: E402
 from tables.regression import cells_from_records, recorded_path, write_recorded  # noqa: E402
 
 # Pretraining seeds of the recorded run: pretraining is the largest source of variance, and the regression
@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--methods", default=None, help="comma-separated methods (default: all discovered)")
     p.add_argument("--work-dir", default=None, help="runs and records (default: a temporary folder)")
     p.add_argument("--out", default=None, help="CSV to write (default: tables/recorded/<budget>.csv)")
+    p.add_argument(
+        "--tables",
+        default="1,5",
+        help="tables to run, in one work dir (Table 5 reuses Table 1's MAE and CMT-MAE runs); default: 1,5",
+    )
     args = p.parse_args(argv)
     if args.seeds < MIN_SEEDS:
         raise SystemExit(
@@ -53,9 +58,11 @@ def main(argv: list[str] | None = None) -> Path:
             str(work_dir / "out"),
             "--no-results-md",
         ]
-        if args.methods:
-            table_args += ["--methods", args.methods]
-        table1.main(table_args)
+        tables = set(args.tables.split(","))
+        if "1" in tables:
+            table1.main([*table_args, *(["--methods", args.methods] if args.methods else [])])
+        if "5" in tables:
+            table5.main(table_args)
         cells = cells_from_records(work_dir, args.budget)
         path = write_recorded(cells, args.out or recorded_path(args.budget))
     print(f"recorded {len(cells)} cells of budget '{args.budget}' to {path}")

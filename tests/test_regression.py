@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 
-from reproduce import table1
+from reproduce import table1, table5
 from tables import regression
 from tables.specs import BASELINE
 
@@ -83,3 +83,35 @@ def test_pretrained_mae_beats_the_random_init_baseline(current):
     random initialisation (pilot: 23.1 and 20.7 % over two pretraining seeds, random init 18.5 %)."""
     lin = {c.row: c.mean for c in current if c.column == "lin_top1"}
     assert lin["mae"] > lin[BASELINE], lin
+
+
+@pytest.fixture(scope="module")
+def current_table5(recorded, tmp_path_factory):
+    """Table 5 (CMT-MAE ablations) re-run on micro with one pretraining seed, for its recorded rows."""
+    recorded_rows = {c.row for c in recorded if c.table == "table5"}
+    if not recorded_rows:
+        pytest.skip("no Table 5 cells recorded yet: run `python reproduce/record.py --budget micro`")
+    rows = [r for r in table5.rows() if r in recorded_rows]  # the teacher's reference row comes by itself
+    work = tmp_path_factory.mktemp("regression5")
+    table5.main(
+        [
+            "--budget",
+            "micro",
+            "--seeds",
+            "1",
+            "--rows",
+            ",".join(rows),
+            "--work-dir",
+            str(work),
+            "--out-dir",
+            str(work / "out"),
+            "--no-results-md",
+        ]
+    )
+    return regression.cells_from_records(work, "micro", [regression.TABLES[5]])
+
+
+def test_micro_table5_matches_the_recorded_numbers(recorded, current_table5):
+    table5_recorded = [c for c in recorded if c.table == "table5"]
+    failures = regression.compare(table5_recorded, current_table5)
+    assert not failures, "\n".join(failures)
