@@ -30,6 +30,9 @@ from typing import Any
 import torch
 
 from methods.backbone import atomic_torch_save, encoder_payload
+from methods.mae.convert import (
+    load_official,  # the same file format: tensors plus a pickled argparse.Namespace
+)
 
 ENCODER_KEY = re.compile(
     r"^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|blocks\.\d+\..+|norm\.(weight|bias))$"
@@ -116,15 +119,6 @@ def _rename(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tens
             f"keys that are not HPM encoder, reconstructor or loss-predictor keys: {sorted(unknown)}"
         )
     return out
-
-
-def load_official(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
-    """The official checkpoints hold tensors, numbers and strings only, which ``weights_only`` loading reads;
-    ``trust_pickle`` loads anything (files you trust only)."""
-    if trust_pickle:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-# micro: the CI regression budget. The whole pipeline runs in about 2-3 minutes on a 2-core CPU.
+# micro: the CI regression budget. Table 1 with one seed (7 rows + random-init) takes ~4 min on a 2-core
+# CPU (target: 2).
 # Sizes and throughputs: ../shared/reference/calibration.md (config A, ~1250 img/s for an MAE step).
 _base_ = ["./synthscenes_micro.py"]
 

@@ -1,4 +1,5 @@
-# tiny: the default budget of every reproduce/tableN.py; Table 1 in about 15 minutes on a 2-core CPU.
+# tiny: the default budget of every reproduce/tableN.py. Table 1 (7 rows + random-init) takes ~39 min on a
+# 2-core CPU (target: 15; README.md, Status, says where the time goes).
 # Sizes and throughputs: ../shared/reference/calibration.md (config B, ~420 img/s for an MAE step).
 _base_ = ["./synthscenes_tiny.py"]
 
