@@ -131,6 +131,73 @@ def external_encoders(specs: Iterable[str]) -> list[Encoder]:
     return encoders
 
 
+#: (protocol name for --skip, stage label, weight for the ETA) of the ImageNet-1K protocols, in run order
+IN1K_PROTOCOLS = (("linear_probe", "linear probe", 0.5), ("finetune", "fine-tune", 2.0), ("knn", "k-NN", 0.3))
+
+
+def in1k_stages(
+    tag: str,
+    encoder: Callable[[], Encoder],
+    *,
+    cfg: Config,
+    imagenet_root: Path,
+    manifest_hash: str,
+    work_dir: Path,
+    probe_seeds: Iterable[int],
+    ft_seeds: Iterable[int],
+    skip: set[str] = frozenset(),
+) -> list[Stage]:
+    """The ImageNet-1K protocol stages (linear probe per seed, fine-tune per seed, k-NN) of one encoder;
+    ``encoder()`` resolves it when a stage runs, after its pretraining stage."""
+    from downstream.in1k import run_finetune, run_knn, run_linear_probe
+
+    def run(protocol_fn, seed):
+        def go():
+            enc = encoder()
+            out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}"
+            result = protocol_fn(enc.path, cfg, imagenet_root, out, seed=seed, progress=False)
+            return protocol_record(
+                result, cfg=cfg, encoder=enc, manifest_hash=manifest_hash, work_dir=work_dir
+            )
+
+        return go
+
+    seeds = {"linear_probe": list(probe_seeds), "finetune": list(ft_seeds), "knn": [0]}
+    fns = {"linear_probe": run_linear_probe, "finetune": run_finetune, "knn": run_knn}
+    stages = []
+    for protocol, label, weight in IN1K_PROTOCOLS:
+        if protocol in skip:
+            continue
+        for seed in seeds[protocol]:
+            name = f"{tag}: {label}" + ("" if protocol == "knn" else f", seed {seed}")
+            stages.append(Stage(name, run(fns[protocol], seed), weight))
+    return stages
+
+
+def pretrained_stages(
+    names: Iterable[str],
+    seeds: Iterable[int],
+    *,
+    budget: str,
+    work_dir: Path,
+    data_root: str | None,
+    extra_args: Iterable[str],
+    evaluate: Callable[[str, Callable[[], Encoder]], list[Stage]],
+) -> list[Stage]:
+    """Per method and pretraining seed: a pretraining stage (or reuse), then ``evaluate(tag, encoder)``'s."""
+    stages: list[Stage] = []
+    for name in names:
+        for seed in seeds:
+            encoders: dict[str, Encoder] = {}
+
+            def pretrain_stage(name=name, seed=seed, encoders=encoders):
+                encoders["it"] = pretrain_encoder(name, budget, seed, work_dir, data_root, extra_args)
+
+            stages.append(Stage(f"{name}: pretrain, seed {seed}", pretrain_stage, 4.0))
+            stages += evaluate(f"{name} (pretrain seed {seed})", lambda encoders=encoders: encoders["it"])
+    return stages
+
+
 def protocol_record(
     result: dict[str, Any], *, cfg: Config, encoder: Encoder, manifest_hash: str, work_dir: Path
 ) -> Path:

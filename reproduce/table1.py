@@ -24,7 +24,6 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 import methods  # noqa: E402
-from downstream.in1k import run_finetune, run_knn, run_linear_probe  # noqa: E402
 from reproduce import data_root  # noqa: E402
 from reproduce.budget import load_budget  # noqa: E402
 from reproduce.pipeline import (  # noqa: E402
@@ -32,8 +31,8 @@ from reproduce.pipeline import (  # noqa: E402
     Progress,
     Stage,
     external_encoders,
-    pretrain_encoder,
-    protocol_record,
+    in1k_stages,
+    pretrained_stages,
     quiet_mmengine,
     random_init_encoder,
 )
@@ -111,43 +110,27 @@ def main(argv: list[str] | None = None) -> Path:
     extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
 
     def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
-        """The protocol stages of one encoder (``encoder()`` resolves it when the stage runs, after its
-        pretraining stage)."""
+        return in1k_stages(
+            tag,
+            encoder,
+            cfg=cfg,
+            imagenet_root=data.imagenet,
+            manifest_hash=data.manifest_hash,
+            work_dir=work_dir,
+            probe_seeds=probe_seeds,
+            ft_seeds=ft_seeds,
+            skip=skip,
+        )
 
-        def run(protocol_fn, seed):
-            def go():
-                enc = encoder()
-                out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}"
-                result = protocol_fn(enc.path, cfg, data.imagenet, out, seed=seed, progress=False)
-                return protocol_record(
-                    result, cfg=cfg, encoder=enc, manifest_hash=data.manifest_hash, work_dir=work_dir
-                )
-
-            return go
-
-        stages = []
-        if "linear_probe" not in skip:
-            stages += [
-                Stage(f"{tag}: linear probe, seed {s}", run(run_linear_probe, s), 0.5) for s in probe_seeds
-            ]
-        if "finetune" not in skip:
-            stages += [Stage(f"{tag}: fine-tune, seed {s}", run(run_finetune, s), 2.0) for s in ft_seeds]
-        if "knn" not in skip:
-            stages.append(Stage(f"{tag}: k-NN", run(run_knn, 0), 0.3))
-        return stages
-
-    stages: list[Stage] = []
-    for name in names:
-        for seed in pretrain_seeds:
-            encoders: dict[str, Encoder] = {}
-
-            def pretrain_stage(name=name, seed=seed, encoders=encoders):
-                encoders["it"] = pretrain_encoder(
-                    name, cfg.budget, seed, work_dir, args.data_root, extra_args
-                )
-
-            stages.append(Stage(f"{name}: pretrain, seed {seed}", pretrain_stage, 4.0))
-            stages += evaluate(f"{name} (pretrain seed {seed})", lambda encoders=encoders: encoders["it"])
+    stages = pretrained_stages(
+        names,
+        pretrain_seeds,
+        budget=cfg.budget,
+        work_dir=work_dir,
+        data_root=args.data_root,
+        extra_args=extra_args,
+        evaluate=evaluate,
+    )
     if not args.no_baseline:
         for seed in pretrain_seeds:
             baseline = lambda seed=seed: random_init_encoder(cfg, seed, work_dir)

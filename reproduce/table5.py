@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,11 +24,17 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 import methods  # noqa: E402
-from downstream.in1k import run_finetune, run_knn, run_linear_probe  # noqa: E402
 from methods.registry import list_ablations  # noqa: E402
 from reproduce import data_root  # noqa: E402
 from reproduce.budget import load_budget  # noqa: E402
-from reproduce.pipeline import Encoder, Progress, Stage, pretrain_encoder, protocol_record, quiet_mmengine  # noqa: E402
+from reproduce.pipeline import (  # noqa: E402
+    Encoder,
+    Progress,
+    Stage,
+    in1k_stages,
+    pretrained_stages,
+    quiet_mmengine,
+)
 from reproduce.table1 import seeds_for  # noqa: E402
 from tables.render import render_table  # noqa: E402
 from tables.specs import TABLE5  # noqa: E402
@@ -86,41 +93,28 @@ def main(argv: list[str] | None = None) -> Path:
     skip = set(filter(None, args.skip.split(",")))
     extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
 
-    def evaluate(tag: str, encoders: dict[str, Encoder]) -> list[Stage]:
-        def run(protocol_fn, seed):
-            def go():
-                enc = encoders["it"]
-                out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}"
-                result = protocol_fn(enc.path, cfg, data.imagenet, out, seed=seed, progress=False)
-                return protocol_record(
-                    result, cfg=cfg, encoder=enc, manifest_hash=data.manifest_hash, work_dir=work_dir
-                )
+    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
+        return in1k_stages(
+            tag,
+            encoder,
+            cfg=cfg,
+            imagenet_root=data.imagenet,
+            manifest_hash=data.manifest_hash,
+            work_dir=work_dir,
+            probe_seeds=probe_seeds,
+            ft_seeds=ft_seeds,
+            skip=skip,
+        )
 
-            return go
-
-        stages = []
-        if "linear_probe" not in skip:
-            stages += [
-                Stage(f"{tag}: linear probe, seed {s}", run(run_linear_probe, s), 0.5) for s in probe_seeds
-            ]
-        if "finetune" not in skip:
-            stages += [Stage(f"{tag}: fine-tune, seed {s}", run(run_finetune, s), 2.0) for s in ft_seeds]
-        if "knn" not in skip:
-            stages.append(Stage(f"{tag}: k-NN", run(run_knn, 0), 0.3))
-        return stages
-
-    stages: list[Stage] = []
-    for name in names:
-        for seed in pretrain_seeds:
-            encoders: dict[str, Encoder] = {}
-
-            def pretrain_stage(name=name, seed=seed, encoders=encoders):
-                encoders["it"] = pretrain_encoder(
-                    name, cfg.budget, seed, work_dir, args.data_root, extra_args
-                )
-
-            stages.append(Stage(f"{name}: pretrain, seed {seed}", pretrain_stage, 4.0))
-            stages += evaluate(f"{name} (pretrain seed {seed})", encoders)
+    stages = pretrained_stages(
+        names,
+        pretrain_seeds,
+        budget=cfg.budget,
+        work_dir=work_dir,
+        data_root=args.data_root,
+        extra_args=extra_args,
+        evaluate=evaluate,
+    )
     Progress(stages).run()
 
     spec = dataclasses.replace(

@@ -174,27 +174,11 @@ def load_split(imagenet_root: Path, split: str, img_size: int) -> CaptionedSplit
     return CaptionedSplit(torch.stack(images), [r["caption"] for r in rows], labels, classes)
 
 
-def greyscale(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, 3, H, W] -> the luma (ITU-R 601-2, as PIL's "L") in all three channels, uint8."""
-    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    luma = (images.float() * w).sum(dim=1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-    return luma.expand_as(images).contiguous()
-
-
-def shapes_caption(caption: str, background: bool = False) -> str:
-    """The caption of the greyscale image: its shapes only, in alphabetical order ("a cyan square, an orange
-    circle and a red ring on stripes" -> "a circle, a ring and a square"): colour words and, unless
-    ``background``, the background phrase are dropped, so only the shapes and their number match the image,
-    and one set of shapes always reads the same."""
-    from synthscenes.appearance import COLOUR_NAMES
-
-    objects, _, ground = caption.partition(" on ")
-    colours = set(COLOUR_NAMES)
-    shapes = sorted(p.split()[-1] for p in re.split(r", | and ", objects))
-    words = [s for s in shapes if s not in colours]
-    phrases = [f"{'an' if s[0] in 'aeiou' else 'a'} {s}" for s in words]
-    text = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-    return f"{text} on {ground}" if background and ground else text
+def salient_caption(caption: str) -> str:
+    """The caption of the most salient object alone, without its colour ("a blue ring, a white star and an
+    orange cross on stripes" -> "a ring"): SynthScenes names the largest object first (see its README)."""
+    shape = re.split(r", | and ", caption.partition(" on ")[0])[0].split()[-1]
+    return f"{'an' if shape[0] in 'aeiou' else 'a'} {shape}"
 
 
 def clip_normalise(images: torch.Tensor) -> torch.Tensor:
@@ -265,10 +249,8 @@ def train_clip(
     model = open_clip.create_model(name, pretrained=None).float()
     tokenizer = open_clip.get_tokenizer(name)
     tokens = tokenizer(train.captions)  # [N, context_length]
-    shapes_only = float(r.get("shapes_only", 0.0))
-    keep_bg = bool(r.get("shapes_only_background", False))
-    grey_images = bool(r.get("shapes_only_grey", True))
-    tokens_grey = tokenizer([shapes_caption(c, keep_bg) for c in train.captions]) if shapes_only > 0 else None
+    salient = float(r.get("salient_caption", 0.0))
+    tokens_salient = tokenizer([salient_caption(c) for c in train.captions]) if salient > 0 else None
     loss_fn = open_clip.ClipLoss()
     optimizer = torch.optim.AdamW(
         param_groups(model, r["weight_decay"]), lr=r["lr"], betas=tuple(r["betas"]), eps=r.get("eps", 1e-6)
@@ -296,12 +278,10 @@ def train_clip(
             flip = torch.rand(len(x), generator=g) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         text = tokens[idx]
-        if shapes_only > 0:  # grey image + a caption of its shapes: colour and background cannot match it
+        if salient > 0:  # the main subject alone: a caption that colour and background cannot match
             g = torch.Generator().manual_seed(seed * 1_000_003 + step + 500_000_000)
-            grey = torch.rand(len(x), generator=g) < shapes_only
-            if grey_images:
-                x = torch.where(grey.view(-1, 1, 1, 1), greyscale(x), x)
-            text = torch.where(grey.view(-1, 1), tokens_grey[idx], text)
+            short = torch.rand(len(x), generator=g) < salient
+            text = torch.where(short.view(-1, 1), tokens_salient[idx], text)
         img, txt, scale = model(clip_normalise(x), text)
         loss = loss_fn(img, txt, scale)
         if not math.isfinite(loss.item()):

@@ -29,7 +29,13 @@ def recorded():
 
 
 @pytest.fixture(scope="module")
-def current(recorded, tmp_path_factory):
+def work(tmp_path_factory):
+    """One work dir for both tables: Table 5 reuses Table 1's MAE, CMT-MAE and teacher runs by run key."""
+    return tmp_path_factory.mktemp("regression")
+
+
+@pytest.fixture(scope="module")
+def current(recorded, work):
     import methods
 
     rows = {c.row.split("@")[0] for c in recorded if c.table == "table1"}
@@ -39,7 +45,6 @@ def current(recorded, tmp_path_factory):
         warnings.warn(
             f"not compared (no recorded cells yet): {', '.join(new)}; run reproduce/record.py", stacklevel=1
         )
-    work = tmp_path_factory.mktemp("regression")
     table1.main(
         [
             "--budget",
@@ -86,13 +91,13 @@ def test_pretrained_mae_beats_the_random_init_baseline(current):
 
 
 @pytest.fixture(scope="module")
-def current_table5(recorded, tmp_path_factory):
-    """Table 5 (CMT-MAE ablations) re-run on micro with one pretraining seed, for its recorded rows."""
+def current_table5(recorded, current, work):
+    """Table 5 (CMT-MAE ablations) re-run on micro with one pretraining seed, for its recorded rows, in
+    Table 1's work dir (``current`` runs first)."""
     recorded_rows = {c.row for c in recorded if c.table == "table5"}
     if not recorded_rows:
-        pytest.skip("no Table 5 cells recorded yet: run `python reproduce/record.py --budget micro`")
+        pytest.fail("no Table 5 cells recorded: run `python reproduce/record.py --budget micro`, commit it")
     rows = [r for r in table5.rows() if r in recorded_rows]  # the teacher's reference row comes by itself
-    work = tmp_path_factory.mktemp("regression5")
     table5.main(
         [
             "--budget",

@@ -283,7 +283,10 @@ def test_ensure_dataset_for_a_loaded_budget_and_for_real_data(tmp_path):
 # The small dataset's hash for each generator version, on the pinned stack (Pillow / zlib / libjpeg). If this
 # fails, the generator's output changed: bump GENERATOR_VERSION (so stale copies are regenerated, not reused
 # under a hash that no longer matches a fresh generation) and add the new hash here.
-GOLDEN_SMALL_HASHES = {"2": "4d279499d25250045743e76af01ee53d0d3c72ec89f61753f30efd2339d9d0a9"}
+GOLDEN_SMALL_HASHES = {
+    "2": "4d279499d25250045743e76af01ee53d0d3c72ec89f61753f30efd2339d9d0a9",
+    "3": "36770bec8279e701163b7687ee1eb75e77e90bfdbf54ce37110014c335b09ac7",  # captions: largest object first
+}
 
 
 def test_output_bytes_are_pinned_per_generator_version():
