@@ -48,9 +48,11 @@ def data():
 
 @pytest.fixture(scope="module")
 def built(data, tmp_path_factory):
+    from downstream.in1k.linear_probe import single_thread
+
     work = tmp_path_factory.mktemp("teacher")
-    torch.set_num_threads(1)
-    teacher = teachers.ensure_teacher(small_cfg(), work, data=data, probe_seeds=(0, 1), progress=False)
+    with single_thread():  # restored afterwards: later tests compare in-process runs with CLI runs bitwise
+        teacher = teachers.ensure_teacher(small_cfg(), work, data=data, probe_seeds=(0, 1), progress=False)
     return work, teacher
 
 
