@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from methods.clip_teacher import build_random_clip, load_clip, read_clip_meta, save_clip
 from reproduce import pretrain
