@@ -121,7 +121,7 @@ def test_decay_of_a_linearly_dropping_sequence():
     mean, recall, decay = statistics(values)
     assert mean == pytest.approx(0.5)
     assert recall == pytest.approx(10 / 21)  # frames strictly above 0.5
-    # bins of the toolkit: edges round(linspace(1, 21, 5)) - 1 = 0, 5, 10, 15, 20, each bin closed on the right
+    # the toolkit's bins: edges round(linspace(1, 21, 5)) - 1 = 0, 5, 10, 15, 20, each closed on the right
     assert decay == pytest.approx(np.mean(values[0:6]) - np.mean(values[15:21]))
     assert decay == pytest.approx(0.75)
     assert statistics(np.full(10, 0.7))[2] == 0.0  # constant quality: no decay

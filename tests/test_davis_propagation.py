@@ -110,9 +110,8 @@ def test_window_mask_matches_its_definition():
 
 
 def test_norm_mask_matches_dinos_per_channel_loop():
-    x = torch.tensor(
-        [[[0.2, 0.4], [0.6, 0.8]], [[0.0, 0.0], [0.0, 0.0]], [[-1.0, -0.5], [-0.2, -0.1]], [[0.5, 1.5], [1.0, 0.5]]]
-    )
+    channels = [[[0.2, 0.4], [0.6, 0.8]], [[0.0, 0.0], [0.0, 0.0]], [[-1.0, -0.5], [-0.2, -0.1]]]
+    x = torch.tensor([*channels, [[0.5, 1.5], [1.0, 0.5]]])
     ours = norm_mask(x.clone())
     ref = x.clone()
     for c in range(len(ref)):  # DINO's loop: only channels whose maximum is positive
@@ -130,7 +129,8 @@ def test_void_in_the_first_annotation_propagates_no_label():
 
 def test_soft_context_off_pushes_one_hot_labels():
     feats = torch.randn(2, 12, 4)
-    prop = LabelPropagator(feats[0], torch.eye(3)[torch.arange(12) % 3], (3, 4), PropagationConfig(soft_context=False))
+    first = torch.eye(3)[torch.arange(12) % 3]
+    prop = LabelPropagator(feats[0], first, (3, 4), PropagationConfig(soft_context=False))
     prop.step(feats[1])
     _, pushed = prop.recent[-1]
     assert set(pushed.unique().tolist()) <= {0.0, 1.0} and torch.equal(pushed.sum(1), torch.ones(12))
