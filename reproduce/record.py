@@ -1,5 +1,6 @@
-"""Record the regression numbers of a budget: run its tables with several pretraining seeds and write every
-cell (mean, spread over pretraining seeds, provenance) to ``tables/recorded/<budget>.csv``.
+"""Record the regression numbers of a budget: run its tables (1, and 4 on the same checkpoints) with several
+pretraining seeds and write every cell (mean, spread over pretraining seeds, provenance) to
+``tables/recorded/<budget>.csv``.
 
     python reproduce/record.py --budget micro [--seeds 3] [--work-dir DIR]
 
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from reproduce import table1  # noqa: E402
+from reproduce import table1, table4  # noqa: E402
 from tables.regression import cells_from_records, recorded_path, write_recorded  # noqa: E402
 
 # Pretraining seeds of the recorded run: pretraining is the largest source of variance, and the regression
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> Path:
         if args.methods:
             table_args += ["--methods", args.methods]
         table1.main(table_args)
+        table4.main(table_args)  # DAVIS on the encoders Table 1 just pretrained (reused by run key)
         cells = cells_from_records(work_dir, args.budget)
         path = write_recorded(cells, args.out or recorded_path(args.budget))
     print(f"recorded {len(cells)} cells of budget '{args.budget}' to {path}")

@@ -1,9 +1,11 @@
-"""The micro regression: re-run Table 1 on the micro budget with one pretraining seed and compare every cell
-with ``tables/recorded/micro.csv`` (written by ``python reproduce/record.py --budget micro``), within the
-tolerance ``tables.regression.tolerance`` derives from the recorded spread over pretraining seeds.
+"""The micro regression: re-run Tables 1 and 4 on the micro budget with one pretraining seed (Table 4 reuses
+Table 1's checkpoints) and compare every cell with ``tables/recorded/micro.csv`` (written by ``python
+reproduce/record.py --budget micro``), within the tolerance ``tables.regression.tolerance`` derives from the
+recorded spread over pretraining seeds.
 
 Only methods that have recorded cells are re-run: a method added since the last recording is not compared
-until ``reproduce/record.py`` is run again (the test says which ones)."""
+until ``reproduce/record.py`` is run again (the test says which ones). A table with no recorded cell yet is
+skipped, with the command that records it."""
 
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ import warnings
 
 import pytest
 
-from reproduce import table1
+from reproduce import table1, table4
 from tables import regression
 from tables.specs import BASELINE
 
 pytestmark = pytest.mark.slow
 
 RECORDED = regression.recorded_path("micro")
+TABLES = (1, 4)  # the tables the regression re-runs and compares
 
 
 @pytest.fixture(scope="module")
@@ -40,41 +43,53 @@ def current(recorded, tmp_path_factory):
             f"not compared (no recorded cells yet): {', '.join(new)}; run reproduce/record.py", stacklevel=1
         )
     work = tmp_path_factory.mktemp("regression")
-    table1.main(
-        [
-            "--budget",
-            "micro",
-            "--seeds",
-            "1",
-            "--methods",
-            ",".join(recorded_methods),
-            "--work-dir",
-            str(work),
-            "--out-dir",
-            str(work / "out"),
-            "--no-results-md",
-        ]
-    )
-    return regression.cells_from_records(work, "micro", [regression.TABLES[1]])
+    args = [
+        "--budget",
+        "micro",
+        "--seeds",
+        "1",
+        "--methods",
+        ",".join(recorded_methods),
+        "--work-dir",
+        str(work),
+    ]
+    args += ["--out-dir", str(work / "out"), "--no-results-md"]
+    table1.main(args)
+    table4.main(args)  # reuses the checkpoints Table 1 just trained (same run keys, same work dir)
+    return regression.cells_from_records(work, "micro", [regression.TABLES[t] for t in TABLES])
 
 
-def test_micro_table1_matches_the_recorded_numbers(recorded, current):
-    table1_recorded = [c for c in recorded if c.table == "table1"]
-    failures = regression.compare(table1_recorded, current)
+def _recorded_table(recorded, number: int):
+    cells = [c for c in recorded if c.table == f"table{number}"]
+    if not cells:
+        pytest.skip(
+            f"{RECORDED} has no table{number} cells yet: run `python reproduce/record.py --budget micro` "
+            "and commit the CSV"
+        )
+    return cells
+
+
+@pytest.mark.parametrize("number", TABLES)
+def test_micro_table_matches_the_recorded_numbers(recorded, current, number):
+    table_recorded = _recorded_table(recorded, number)
+    table_current = [c for c in current if c.table == f"table{number}"]
+    failures = regression.compare(table_recorded, table_current)
     assert not failures, "\n".join(failures)
 
 
-def test_a_recorded_value_moved_beyond_tolerance_fails(recorded, current):
+@pytest.mark.parametrize("number", TABLES)
+def test_a_recorded_value_moved_beyond_tolerance_fails(recorded, current, number):
     """The comparison is not vacuous: shifting any compared recorded cell by just over its tolerance makes
     the same current run fail, on exactly that cell."""
-    table1_recorded = [c for c in recorded if c.table == "table1"]
-    compared = [c for c in table1_recorded if c.kind not in regression.NOT_COMPARED]
+    table_recorded = _recorded_table(recorded, number)
+    table_current = [c for c in current if c.table == f"table{number}"]
+    compared = [c for c in table_recorded if c.kind not in regression.NOT_COMPARED]
     assert compared
     for cell in compared:
-        now = next(c.mean for c in current if c.key == cell.key)
+        now = next(c.mean for c in table_current if c.key == cell.key)
         moved = dataclasses.replace(cell, mean=now + 1.01 * regression.tolerance(cell) + 1e-9)
-        others = [c for c in table1_recorded if c.key != cell.key]
-        failures = regression.compare([*others, moved], current)
+        others = [c for c in table_recorded if c.key != cell.key]
+        failures = regression.compare([*others, moved], table_current)
         assert len(failures) == 1 and failures[0].startswith(cell.key), failures
 
 
