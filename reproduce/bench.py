@@ -299,7 +299,7 @@ def dino_ids(soft: torch.Tensor, patch: int, out_size: tuple[int, int]) -> np.nd
     for c in range(len(x)):
         if x[c].max() > 0:
             x[c] = (x[c] - x[c].min()) / (x[c] - x[c].min()).max()
-    ids = np.array(x.argmax(dim=0), dtype=np.uint8)
+    ids = torch.max(x, dim=0).indices.to(torch.uint8).numpy()
     return np.array(Image.fromarray(ids).resize((out_size[1], out_size[0]), 0))
 
 
