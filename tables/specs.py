@@ -198,8 +198,9 @@ TABLE4 = TableSpec(
         PaperColumn("paper_jf", "Paper J&F", ("davis2017_label_propagation",), "JF_mean"),
     ),
     notes=(
-        "Visualisation: `table4_davis.png`, written next to the table by `reproduce/table4.py`: one validation "
-        "sequence's frames, its ground truth and each row's propagated masks (first pretraining seed).",
+        "Visualisation: `table4_davis.png`, written next to the table by `reproduce/table4.py`: one "
+        "validation sequence's frames, its ground truth and each row's propagated masks (first pretraining "
+        "seed).",
     ),
 )
 
