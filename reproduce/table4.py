@@ -26,7 +26,10 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 import methods  # noqa: E402
+from downstream.datasets.davis import check_davis_root  # noqa: E402
+from downstream.datasets.errors import DatasetError  # noqa: E402
 from downstream.davis import run_davis  # noqa: E402
+from downstream.davis.protocol import RecipeError, resolve_recipe  # noqa: E402
 from downstream.davis.visualize import sequence_panel  # noqa: E402
 from reproduce import data_root  # noqa: E402
 from reproduce.budget import load_budget  # noqa: E402
@@ -89,12 +92,15 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     quiet_mmengine()
     cfg = load_budget(args.budget)
-    if "davis" not in cfg:
-        raise SystemExit(f"budget {cfg.budget!r} has no 'davis' section (reproduce/budgets/{cfg.budget}.py)")
     if args.equalize:
         cfg.pretrain.equalize = args.equalize
     work_dir = Path(args.work_dir)
     data = data_root.prepare(cfg, args.data_root)
+    try:  # a bad recipe or DAVIS root stops the run now, in one line, not after hours of pretraining
+        recipe = resolve_recipe(cfg)
+        check_davis_root(data.davis, recipe["split"], recipe["resolution"])
+    except (RecipeError, DatasetError) as e:
+        raise SystemExit(f"error: {e}") from None
     names = args.methods.split(",") if args.methods else methods.list_methods()
     unknown = sorted(set(names) - set(methods.list_methods()))
     if unknown:
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> Path:
         {f"{m} (J&F {scores[m]:.1f})": shown[m] for m in rows},
         out / VISUALISATION,
         sequence=args.sequence,
-        split=cfg.davis.split,
+        split=recipe["split"],
         title=f"Table 4 ({cfg.budget}): DAVIS label propagation, first pretraining seed of each row",
     )
     print(rendered.markdown)

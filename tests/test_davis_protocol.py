@@ -176,3 +176,22 @@ def test_table4_renders_with_its_visualisation(tmp_path):
     panel = out / "micro" / table4.VISUALISATION
     assert panel.is_file() and Image.open(panel).size[0] > 300
     assert (tmp_path / "records" / "micro" / "mae" / "davis" / "pretrain0-seed0.json").is_file()
+
+
+def test_table4_stops_early_on_a_bad_davis_root(tmp_path, monkeypatch):
+    """A missing DAVIS root is one line naming the path before any pretraining starts."""
+    from reproduce import table4
+
+    calls = []
+    monkeypatch.setattr(table4, "pretrain_encoder", lambda *a, **k: calls.append(a))
+    data = tmp_path / "data"
+    (data / "imagenet").mkdir(parents=True)
+    monkeypatch.setattr(
+        table4.data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test")
+    )
+    with pytest.raises(SystemExit) as e:
+        table4.main(["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])
+    assert str(e.value).startswith(
+        "error: "
+    ) and "davis/ImageSets/2017/val.txt: missing sequence list" in str(e.value)
+    assert "\n" not in str(e.value) and not calls

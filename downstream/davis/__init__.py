@@ -9,18 +9,28 @@ README.md: sources, and every detail of DINO's procedure with the recipe key tha
     from downstream.davis import run_davis
 """
 
-from downstream.davis.evaluate import DavisScores, evaluate_results, write_results
-from downstream.davis.propagation import LabelPropagator, PropagationConfig, build_window, labels_to_ids
-from downstream.davis.protocol import resolve_recipe, run_davis
+from __future__ import annotations
 
-__all__ = [
-    "DavisScores",
-    "LabelPropagator",
-    "PropagationConfig",
-    "build_window",
-    "evaluate_results",
-    "labels_to_ids",
-    "resolve_recipe",
-    "run_davis",
-    "write_results",
-]
+import importlib
+from typing import Any
+
+# Exports resolve on first use: importing the package does not import its modules, so
+# ``python -m downstream.davis.evaluate`` runs the module once (runpy warns when the package already did).
+_EXPORTS = {
+    "DavisScores": "downstream.davis.evaluate",
+    "evaluate_results": "downstream.davis.evaluate",
+    "write_results": "downstream.davis.evaluate",
+    "LabelPropagator": "downstream.davis.propagation",
+    "PropagationConfig": "downstream.davis.propagation",
+    "build_window": "downstream.davis.propagation",
+    "labels_to_ids": "downstream.davis.propagation",
+    "resolve_recipe": "downstream.davis.protocol",
+    "run_davis": "downstream.davis.protocol",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'downstream.davis' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
