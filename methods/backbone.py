@@ -81,17 +81,21 @@ def resolve_arch(arch: str | Mapping[str, Any], **overrides: Any) -> dict[str, A
 # ----------------------------------------------------------------------------------------------------------
 # MAE's fixed position embedding and initialisation (shared with the decoder)
 # ----------------------------------------------------------------------------------------------------------
-def sincos_pos_embed_2d(embed_dim: int, grid_size: int, cls_token: bool = True) -> torch.Tensor:
+def sincos_pos_embed_2d(
+    embed_dim: int, grid_size: int | tuple[int, int], cls_token: bool = True
+) -> torch.Tensor:
     """MAE's fixed 2-D sin-cos table, [1 + G*G, D] (a zero row for the cls token first) or [G*G, D].
 
     Computed in float64 and rounded once to float32, as the official NumPy code does. As there, the first
-    half of the channels encodes the patch's column and the second half its row.
+    half of the channels encodes the patch's column and the second half its row. ``grid_size`` may be
+    ``(rows, cols)`` for a non-square grid (a video frame's, in the DAVIS protocol).
     """
     if embed_dim % 4:
         raise ValueError(f"sin-cos position embedding needs embed_dim divisible by 4, got {embed_dim}")
+    grid_h, grid_w = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
     rows, cols = torch.meshgrid(
-        torch.arange(grid_size, dtype=torch.float64),
-        torch.arange(grid_size, dtype=torch.float64),
+        torch.arange(grid_h, dtype=torch.float64),
+        torch.arange(grid_w, dtype=torch.float64),
         indexing="ij",
     )
     emb = torch.cat([_sincos_1d(embed_dim // 2, cols), _sincos_1d(embed_dim // 2, rows)], dim=1)  # [G*G, D]
@@ -125,7 +129,7 @@ class ViT(VisionTransformer):
 
     def __init__(
         self,
-        img_size: int = 224,
+        img_size: int | tuple[int, int] = 224,  # (height, width) for a non-square input (video frames)
         patch_size: int = 16,
         embed_dim: int = 768,
         depth: int = 12,
@@ -167,7 +171,8 @@ class ViT(VisionTransformer):
         keeps PyTorch's Conv2d default, as in the official code.
         """
         with torch.no_grad():
-            self.pos_embed.copy_(sincos_pos_embed_2d(self.embed_dim, self.grid_size).unsqueeze(0))
+            grid = tuple(self.patch_embed.grid_size)
+            self.pos_embed.copy_(sincos_pos_embed_2d(self.embed_dim, grid).unsqueeze(0))
             w = self.patch_embed.proj.weight
             nn.init.xavier_uniform_(w.view(w.shape[0], -1))
             nn.init.normal_(self.cls_token, std=0.02)
@@ -399,10 +404,11 @@ def load_encoder(
         old, new = state["pos_embed"], model_state["pos_embed"]
         if old.shape != new.shape:
             num_prefix = getattr(vit, "num_prefix_tokens", 1)
-            state["pos_embed"] = _resample_pos_embed(old, new, num_prefix)
-            g_old, g_new = (math.isqrt(t.shape[1] - num_prefix) for t in (old, new))
+            new_grid = tuple(vit.patch_embed.grid_size)  # (rows, cols): a video frame's grid is not square
+            state["pos_embed"] = _resample_pos_embed(old, new_grid, num_prefix)
+            g_old = math.isqrt(old.shape[1] - num_prefix)
             transforms.append(
-                f"interpolate_pos_embed: {g_old}x{g_old} -> {g_new}x{g_new} "
+                f"interpolate_pos_embed: {g_old}x{g_old} -> {new_grid[0]}x{new_grid[1]} "
                 "(bicubic, prefix tokens kept, as official MAE)"
             )
 
@@ -458,11 +464,13 @@ def _source_state(
     return "<state_dict>", path_or_state, {}
 
 
-def _resample_pos_embed(old: torch.Tensor, new: torch.Tensor, num_prefix: int) -> torch.Tensor:
-    new_grid = math.isqrt(new.shape[1] - num_prefix)
+def _resample_pos_embed(old: torch.Tensor, new_grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
+    g_old = math.isqrt(old.shape[1] - num_prefix)
+    if g_old * g_old != old.shape[1] - num_prefix:
+        raise EncoderLoadError(f"pos_embed of {old.shape[1] - num_prefix} patches is not a square grid")
     return resample_abs_pos_embed(
         old,
-        new_size=[new_grid, new_grid],
+        new_size=list(new_grid),
         num_prefix_tokens=num_prefix,
         interpolation="bicubic",
         antialias=False,

@@ -29,6 +29,10 @@ class DataRoot:
     def imagenet(self) -> Path:
         return self.root / "imagenet"
 
+    @property
+    def davis(self) -> Path:
+        return self.root / "davis"
+
 
 def prepare(cfg: Config, data_root: str | os.PathLike | None = None, workers: int = 2) -> DataRoot:
     """Resolve (and for SynthScenes, write if missing) the budget's dataset root; ``data_root`` overrides

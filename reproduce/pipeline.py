@@ -223,6 +223,10 @@ def protocol_record(
         "final_epoch": result.get("final_epoch"),
         "encoder": str(encoder.path),
     }
+    if result.get("protocol_detail"):  # shown in the table's notes (e.g. DAVIS's window, top-k, context)
+        extra["protocol_detail"] = result["protocol_detail"]
+    if result.get("results_dir"):  # where a protocol left its predictions (DAVIS's PNGs)
+        extra["results_dir"] = result["results_dir"]
     record = Record(
         budget=cfg.budget,
         method=encoder.method,

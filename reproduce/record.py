@@ -1,7 +1,8 @@
-"""Record the regression numbers of a budget: run its tables with several pretraining seeds and write every
-cell (mean, spread over pretraining seeds, provenance) to ``tables/recorded/<budget>.csv``.
+"""Record the regression numbers of a budget: run its tables (1, then 4 and 5 on the same checkpoints) with
+several pretraining seeds and write every cell (mean, spread over pretraining seeds, provenance) to
+``tables/recorded/<budget>.csv``.
 
-    python reproduce/record.py --budget micro [--seeds 3] [--work-dir DIR] [--tables 1,5]
+    python reproduce/record.py --budget micro [--seeds 3] [--work-dir DIR] [--tables 1,4,5]
 
 CI re-runs the budget with one seed (``tests/test_regression.py``) and compares every cell with these
 values, within a tolerance derived from the recorded spread (``tables.regression.tolerance``). Re-record
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from reproduce import table1, table5  # noqa: E402
+from reproduce import table1, table4, table5  # noqa: E402
 from tables.regression import cells_from_records, recorded_path, write_recorded  # noqa: E402
 
 # Pretraining seeds of the recorded run: pretraining is the largest source of variance, and the regression
@@ -37,8 +38,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default=None, help="CSV to write (default: tables/recorded/<budget>.csv)")
     p.add_argument(
         "--tables",
-        default="1,5",
-        help="tables to run, in one work dir (Table 5 reuses Table 1's MAE and CMT-MAE runs); default: 1,5",
+        default="1,4,5",
+        help="tables to run, in one work dir (Tables 4 and 5 reuse Table 1's runs); default: 1,4,5",
     )
     args = p.parse_args(argv)
     if args.seeds < MIN_SEEDS:
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> Path:
         tables = set(args.tables.split(","))
         if "1" in tables:
             table1.main([*table_args, *(["--methods", args.methods] if args.methods else [])])
+        if "4" in tables:  # DAVIS on the encoders Table 1 just pretrained (reused by run key)
+            table4.main([*table_args, *(["--methods", args.methods] if args.methods else [])])
         if "5" in tables:
             table5.main(table_args)
         cells = cells_from_records(work_dir, args.budget)

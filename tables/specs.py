@@ -197,6 +197,11 @@ TABLE4 = TableSpec(
         MeasuredColumn("f_mean", "F-Mean", "davis", "F_mean"),
         PaperColumn("paper_jf", "Paper J&F", ("davis2017_label_propagation",), "JF_mean"),
     ),
+    notes=(
+        "Visualisation: `table4_davis.png`, written next to the table by `reproduce/table4.py`: one "
+        "validation sequence's frames, its ground truth and each row's propagated masks (first pretraining "
+        "seed).",
+    ),
 )
 
 TABLE5 = TableSpec(

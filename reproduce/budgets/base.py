@@ -84,3 +84,28 @@ finetune = dict(
 )
 # Weighted k-NN on L2-normalised CLS features (DINO eval_knn.py): train split = bank, val = queries.
 knn = dict(k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=10)
+
+# ---- DAVIS-2017 label propagation (downstream/davis): DINO's eval_video_segmentation.py, detail for detail.
+# downstream/davis/README.md gives the source line of each value. Frozen encoder, no training, no randomness.
+davis = dict(
+    split="val",  # DINO reads ImageSets/2017/val.txt; the toolkit evaluates the same split
+    resolution="480p",  # JPEGImages/480p, Annotations/480p
+    short_side=480,  # frames resized so the short side is 480 px (read_frame's scale_size=[480])
+    long_side_multiple=64,  # the long side keeps the aspect ratio, floored to a multiple of 64 (854 -> 832)
+    frame_resize="bilinear",  # cv2.resize's default interpolation, on the uint8 frame
+    mean=(0.485, 0.456, 0.406),  # DINO's color_normalize
+    std=(0.228, 0.224, 0.225),  # DINO's constants: 0.228, not ImageNet's 0.229
+    pos_embed="interpolate",  # position embedding resampled to the frame grid (declared loader transform)
+    features="last_block_normed",  # last block after the final norm, CLS dropped (get_intermediate_layers)
+    l2_normalize=True,  # cosine affinities
+    temperature=0.1,  # affinity exp(cos / 0.1)
+    window_radius=12,  # sources within ±12 patches in row and column (size_mask_neighborhood)
+    topk=5,  # per target patch, the 5 largest affinities over all context frames survive
+    n_last_frames=7,  # context: the first frame + the 7 most recent frames
+    soft_context=True,  # recent frames enter the context with their soft (not argmaxed) labels
+    first_frame_downsample="nearest",  # first annotation to the patch grid with PIL NEAREST (read_seg)
+    label_upsample="bilinear",  # soft labels upsampled x patch size, align_corners=False
+    norm_mask=True,  # per-channel min-max normalisation before the argmax (norm_mask)
+    output_resize="nearest",  # ids back to the original frame size with PIL NEAREST
+    feature_batch_size=8,  # frames per encoder forward (DINO: 1; results do not depend on it)
+)

@@ -105,3 +105,31 @@ finetune = dict(
     log_interval=8,
 )
 knn = dict(k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=256, num_workers=0)
+
+# ---- DAVIS-2017 label propagation (downstream/davis): DINO's procedure (base.py has the paper values and
+# explains each key), sizes scaled to SynthScenes' DAVIS clips (4 val clips of 16 frames at 64x64)
+# and the patch-4 ViT trained at 32 px. DINO evaluates a 224-px ViT-S/16 on 480-px frames:
+# about twice its training resolution, a 30-row grid, a window of ±12 patches (0.4 of the short side).
+# Scaled the same way:
+davis = dict(
+    split="val",
+    resolution="480p",  # the folder name SynthScenes writes
+    short_side=64,  # twice the training size: a 16x16 patch grid (DINO: 480 px, 30 rows)
+    long_side_multiple=16,  # 4 patches, as DINO's 64 px at patch 16 (the square clips are not cropped)
+    frame_resize="bilinear",
+    mean=(0.485, 0.456, 0.406),
+    std=(0.228, 0.224, 0.225),
+    pos_embed="interpolate",  # 8x8 -> 16x16
+    features="last_block_normed",
+    l2_normalize=True,
+    temperature=0.1,
+    window_radius=6,  # 0.4 of the 16-row grid, as DINO's 12 of 30
+    topk=5,  # counts, not sizes: DINO's values
+    n_last_frames=7,
+    soft_context=True,
+    first_frame_downsample="nearest",
+    label_upsample="bilinear",
+    norm_mask=True,
+    output_resize="nearest",
+    feature_batch_size=16,
+)

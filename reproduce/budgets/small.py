@@ -79,3 +79,28 @@ finetune = dict(
     log_interval=50,
 )
 knn = dict(k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=8)
+
+# ---- DAVIS-2017 label propagation (downstream/davis) on the real DAVIS-2017 (--data-root DIR/davis), with
+# DINO's own ViT-S/16 setting: every value is DINO's (base.py explains each key).
+davis = dict(
+    split="val",
+    resolution="480p",
+    short_side=480,
+    long_side_multiple=64,
+    frame_resize="bilinear",
+    mean=(0.485, 0.456, 0.406),
+    std=(0.228, 0.224, 0.225),
+    pos_embed="interpolate",
+    features="last_block_normed",
+    l2_normalize=True,
+    temperature=0.1,
+    window_radius=12,
+    topk=5,
+    n_last_frames=7,
+    soft_context=True,
+    first_frame_downsample="nearest",
+    label_upsample="bilinear",
+    norm_mask=True,
+    output_resize="nearest",
+    feature_batch_size=8,
+)
