@@ -38,7 +38,7 @@ from reproduce.pipeline import (  # noqa: E402
     Progress,
     Stage,
     external_encoders,
-    pretrain_encoder,
+    pretrained_stages,
     protocol_record,
     quiet_mmengine,
     random_init_encoder,
@@ -112,39 +112,36 @@ def main(argv: list[str] | None = None) -> Path:
     shown: dict[str, Path] = {}  # row -> predictions of its first pretraining seed, for the visualisation
     scores: dict[str, float] = {}
 
-    def evaluate(tag: str, encoder: Callable[[], Encoder], first_seed: bool) -> Stage:
+    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
         def go():
             enc = encoder()
             out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}" / "davis"
             result = run_davis(enc.path, cfg, data.davis, out, seed=0, progress=sys.stderr.isatty())
-            if first_seed:
+            if enc.pretrain_seed == pretrain_seeds[0]:  # the visualised row
                 shown[enc.method] = Path(result["results_dir"])
                 scores[enc.method] = result["metrics"]["JF_mean"]
             return protocol_record(
                 result, cfg=cfg, encoder=enc, manifest_hash=data.manifest_hash, work_dir=work_dir
             )
 
-        return Stage(f"{tag}: DAVIS label propagation", go, 0.5)
+        return [Stage(f"{tag}: DAVIS label propagation", go, 0.5)]
 
-    stages: list[Stage] = []
-    for name in names:
-        for seed in pretrain_seeds:
-            encoders: dict[str, Encoder] = {}
-
-            def pretrain_stage(name=name, seed=seed, encoders=encoders):
-                encoders["it"] = pretrain_encoder(
-                    name, cfg.budget, seed, work_dir, args.data_root, extra_args
-                )
-
-            stages.append(Stage(f"{name}: pretrain (or reuse), seed {seed}", pretrain_stage, 4.0))
-            first = seed == pretrain_seeds[0]
-            stages.append(evaluate(f"{name} (pretrain seed {seed})", lambda e=encoders: e["it"], first))
+    stages = pretrained_stages(
+        names,
+        pretrain_seeds,
+        budget=cfg.budget,
+        work_dir=work_dir,
+        data_root=args.data_root,
+        extra_args=extra_args,
+        evaluate=evaluate,
+    )
     if not args.no_baseline:
         for seed in pretrain_seeds:
-            baseline = lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
-            stages.append(evaluate(f"{BASELINE} (init seed {seed})", baseline, seed == pretrain_seeds[0]))
+            stages += evaluate(
+                f"{BASELINE} (init seed {seed})", lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
+            )
     for ext in external_encoders(args.checkpoint):
-        stages.append(evaluate(ext.method, lambda ext=ext: ext, True))
+        stages += evaluate(ext.method, lambda ext=ext: ext)
     Progress(stages).run()
 
     out = Path(args.out_dir) / cfg.budget
