@@ -34,6 +34,7 @@ from downstream.datasets.imagenet import ImageFolderDataset
 from methods.backbone import export_encoder
 from methods.base import PARAMWISE_CFG
 from methods.cost import FLOPS_UNIT, count_flops
+from methods.registry import get_spec
 from reproduce import budget as budgets
 from reproduce import data_root
 from reproduce import teacher as teachers
@@ -148,8 +149,6 @@ HARNESS_FILES = (
 def training_code_files(method: str) -> list[Path]:
     """The source files that decide how ``method`` trains: the shared modules of ``methods/``, the method's
     own folder, and the harness. A change to any of them makes earlier checkpoints stale."""
-    from methods.registry import get_spec
-
     spec = get_spec(method)
     folder = spec.folder or (ROOT / "methods" / (spec.base or method))
     shared = sorted((ROOT / "methods").glob("*.py"))
@@ -381,6 +380,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "steps_per_epoch": steps_per_epoch,
                 "planned_steps": planned_steps,
                 "max_steps_override": args.max_steps,
+                # an ablation (a method's config.py 'ablations') is a row only of the tables that name it
+                "ablation": get_spec(args.method).ablation,
                 **getattr(model, "extra_record", {}),
             },
         )

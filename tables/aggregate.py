@@ -37,6 +37,7 @@ FRAME_COLUMNS = (
     "device",
     "dataset",
     "protocol_detail",
+    "ablation",
 )
 
 
@@ -84,6 +85,7 @@ def _frame_rows(record: Record) -> Iterable[dict]:
         "device": str(prov.get("device", "")),
         "dataset": str(prov.get("dataset") or record.extra.get("dataset") or ""),
         "protocol_detail": str(record.extra.get("protocol_detail") or ""),
+        "ablation": bool(record.extra.get("ablation", False)),  # set on pretraining records
     }
     for source, values in (("metrics", record.metrics), ("cost", record.cost)):
         for name, value in values.items():
@@ -100,8 +102,8 @@ def load_frame(work_dir: str | os.PathLike, budget: str) -> pd.DataFrame:
 
 def table_rows(spec: TableSpec, frame: pd.DataFrame) -> list[Row]:
     """The rows of ``spec``: every (method, recipe) with a record of one of its measured protocols, plus
-    every pretrained method without one yet when the table shows costs; filtered by ``spec.rows``, in stable
-    order."""
+    every pretrained method without one yet when the table shows costs; filtered by ``spec.rows`` (by default:
+    every method whose pretraining record is not an ablation's), in stable order."""
     protocols = {c.protocol for c in spec.measured}
     measured = frame[frame["protocol"].isin(protocols)]
     rows = {Row(m, r) for m, r in measured[["method", "recipe"]].drop_duplicates().itertuples(index=False)}
@@ -111,6 +113,9 @@ def table_rows(spec: TableSpec, frame: pd.DataFrame) -> list[Row]:
         rows |= {Row(m) for m in pretrained - evaluated}
     if spec.rows is not None:
         rows = {r for r in rows if any(fnmatch(r.method, pattern) for pattern in spec.rows)}
+    else:  # ablations (a method config's 'ablations', Table 5) are rows only of the tables that name them
+        ablations = set(frame.loc[frame["ablation"].astype(bool), "method"])
+        rows = {r for r in rows if r.method not in ablations}
     return sorted(rows, key=lambda r: (row_order_key(r.method), r.recipe != DEFAULT_RECIPE, r.recipe))
 
 

@@ -143,6 +143,21 @@ def test_rows_follow_the_canonical_order_then_variants_then_others_then_external
     ]
 
 
+def test_ablations_are_rows_only_of_the_tables_that_name_them(tmp_path):
+    wd = tmp_path / "wd"
+    pretrain(wd, "cmtmae", 0)
+    write_record(
+        Record("micro", "cmtmae-mask-random", "pretrain", 0, {}, PROV, cost={"flops_per_image": 1e8},
+               extra={"ablation": True}),
+        wd,
+    )  # fmt: skip
+    for method in ("cmtmae", "cmtmae-mask-random"):
+        evaluate(wd, method, "linear_probe", [30.0])
+    assert list(render(wd, tmp_path).display.index) == ["cmtmae"]
+    table5 = render_table(TABLES[5], wd, "micro", tmp_path / "out5", results_md=None, plot=False)
+    assert list(table5.display.index) == ["cmtmae", "cmtmae-mask-random"]
+
+
 # ------------------------------------------------------------------------------------------- markers
 @pytest.mark.parametrize("gap, marked", [(1.9, True), (2.1, False), (0.0, True), (5.0, False)])
 def test_not_distinguishable_exactly_below_two_std(tmp_path, gap, marked):
