@@ -174,6 +174,33 @@ def in1k_stages(
     return stages
 
 
+def in1k_evaluator(
+    cfg: Config,
+    data: Any,
+    work_dir: Path,
+    probe_seeds: Iterable[int],
+    ft_seeds: Iterable[int],
+    skip: set[str] = frozenset(),
+) -> Callable[[str, Callable[[], Encoder]], list[Stage]]:
+    """``evaluate(tag, encoder)`` for ``pretrained_stages``: the ImageNet-1K protocol stages on ``data``
+    (a ``reproduce.data_root.DataRoot``)."""
+
+    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
+        return in1k_stages(
+            tag,
+            encoder,
+            cfg=cfg,
+            imagenet_root=data.imagenet,
+            manifest_hash=data.manifest_hash,
+            work_dir=work_dir,
+            probe_seeds=probe_seeds,
+            ft_seeds=ft_seeds,
+            skip=skip,
+        )
+
+    return evaluate
+
+
 def pretrained_stages(
     names: Iterable[str],
     seeds: Iterable[int],

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,10 +27,8 @@ from methods.registry import list_ablations  # noqa: E402
 from reproduce import data_root  # noqa: E402
 from reproduce.budget import load_budget  # noqa: E402
 from reproduce.pipeline import (  # noqa: E402
-    Encoder,
     Progress,
-    Stage,
-    in1k_stages,
+    in1k_evaluator,
     pretrained_stages,
     quiet_mmengine,
 )
@@ -93,19 +90,7 @@ def main(argv: list[str] | None = None) -> Path:
     skip = set(filter(None, args.skip.split(",")))
     extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
 
-    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
-        return in1k_stages(
-            tag,
-            encoder,
-            cfg=cfg,
-            imagenet_root=data.imagenet,
-            manifest_hash=data.manifest_hash,
-            work_dir=work_dir,
-            probe_seeds=probe_seeds,
-            ft_seeds=ft_seeds,
-            skip=skip,
-        )
-
+    evaluate = in1k_evaluator(cfg, data, work_dir, probe_seeds, ft_seeds, skip)
     stages = pretrained_stages(
         names,
         pretrain_seeds,

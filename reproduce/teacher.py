@@ -265,7 +265,9 @@ def train_clip(
     warmup = max(1, round(r["warmup_fraction"] * total))
     flops_per_image = train_step_flops(model, train.images[:8], tokens[:8])
 
-    bar = _bar(progress, total, f"CLIP teacher ({name})")
+    from downstream.in1k.linear_probe import loss_bar
+
+    bar = loss_bar(progress, total, f"CLIP teacher ({name})", unit="step")
     model.train()
     losses: list[float] = []
     start = time.perf_counter()
@@ -308,23 +310,6 @@ def train_clip(
         "first_loss": losses[0],
     }
     return model.eval(), stats
-
-
-def _bar(enabled: bool, total: int, desc: str):
-    if not enabled:
-        return lambda loss: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr)
-
-    def update(loss: float | None) -> None:
-        if loss is None:
-            bar.close()
-        else:
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-            bar.update(1)
-
-    return update
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -180,7 +180,7 @@ def run_linear_probe(
             batches = _augmented_batches(vit, train_set, r, batch, seed, device)
         else:
             batches = _cached_batches(train_x, train_y, batch, r["epochs"], seed)
-        bar = _progress(progress, r["epochs"], f"linear probe seed {seed}")
+        bar = loss_bar(progress, r["epochs"], f"linear probe seed {seed}")
         train_start = time.perf_counter()
         history = train_probe_head(
             head, batches, optimizer, r, lr, steps_per_epoch, on_epoch_end=lambda e, loss: bar(loss)
@@ -241,13 +241,13 @@ def single_thread():
         torch.set_num_threads(old)
 
 
-def _progress(enabled: bool, epochs: int, desc: str):
-    """A callable advancing a tqdm bar by one epoch (showing the loss); ``None`` closes it."""
+def loss_bar(enabled: bool, total: int, desc: str, unit: str = "epoch"):
+    """A callable advancing a tqdm bar by one ``unit`` (showing the loss); ``None`` closes it."""
     if not enabled:
         return lambda loss: None
     from tqdm import tqdm
 
-    bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=sys.stderr)
+    bar = tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
 
     def update(loss: float | None) -> None:
         if loss is None:
