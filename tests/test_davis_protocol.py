@@ -180,10 +180,10 @@ def test_table4_renders_with_its_visualisation(tmp_path):
 
 def test_table4_stops_early_on_a_bad_davis_root(tmp_path, monkeypatch):
     """A missing DAVIS root is one line naming the path before any pretraining starts."""
-    from reproduce import table4
+    from reproduce import pipeline, table4
 
     calls = []
-    monkeypatch.setattr(table4, "pretrain_encoder", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(pipeline, "pretrain_encoder", lambda *a, **k: calls.append(a))
     data = tmp_path / "data"
     (data / "imagenet").mkdir(parents=True)
     monkeypatch.setattr(
