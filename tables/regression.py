@@ -10,6 +10,9 @@ Tolerance rule, per cell (``tolerance``)::
     |current.mean - recorded.mean|
         <= max(K_SIGMA * recorded.std, ABS_FLOOR[kind], REL_FLOOR[kind] * |recorded.mean|)
 
+* σ is the larger of the cell's own std and its column's pooled std (``pooled_spread``): a std from 3 seeds
+  is too uncertain to trust alone (a micro cell recorded with std 0.41 failed a CI run by 1.24 points while
+  its column's pooled std was about 1.3).
 * ``K_SIGMA = 3``: the current run is one draw from the distribution the recorded pretraining seeds sampled.
   The recorded mean itself is uncertain by σ/√n, so a new draw deviates from it with std σ·√(1 + 1/n)
   ≈ 1.15σ for n = 3; 3σ is then ≈ 2.6 of those, a false alarm rate near 1% per cell under normality, while
@@ -141,11 +144,27 @@ def read_recorded(path: str | os.PathLike) -> list[Cell]:
     return cells
 
 
-def tolerance(recorded: Cell, k: float = K_SIGMA) -> float:
-    """The allowed |current - recorded| of one cell (module docstring); inf for kinds never compared."""
+def pooled_spread(cells: Iterable[Cell]) -> dict[tuple[str, str], float]:
+    """(table, column) -> the pooled std over pretraining seeds of that column's cells (root mean variance of
+    the cells with a known std). One column's rows share a protocol and its seed noise, and a std from 3 seeds
+    is itself uncertain (it is below half the true σ about one time in eight): a cell's own small std must not
+    make its tolerance tighter than its column's noise."""
+    variances: dict[tuple[str, str], list[float]] = {}
+    for c in cells:
+        if not math.isnan(c.std) and c.kind not in NOT_COMPARED:
+            variances.setdefault((c.table, c.column), []).append(c.std**2)
+    return {key: math.sqrt(sum(v) / len(v)) for key, v in variances.items()}
+
+
+def tolerance(recorded: Cell, k: float = K_SIGMA, pooled: float = math.nan) -> float:
+    """The allowed |current - recorded| of one cell (module docstring); inf for kinds never compared.
+    ``pooled``: its column's pooled std (``pooled_spread``), used when larger than the cell's own."""
     if recorded.kind in NOT_COMPARED:
         return math.inf
-    spread = 0.0 if math.isnan(recorded.std) else k * recorded.std
+    if recorded.kind == FLOPS:  # deterministic counts: no seed spread applies
+        pooled = math.nan
+    stds = [x for x in (recorded.std, pooled) if not math.isnan(x)]
+    spread = k * max(stds) if stds else 0.0
     return max(spread, ABS_FLOOR[recorded.kind], REL_FLOOR[recorded.kind] * abs(recorded.mean))
 
 
@@ -161,6 +180,7 @@ def compare(
     allowed = list(allow_missing)
     rec = {c.key: c for c in recorded}
     cur = {c.key: c for c in current}
+    pooled = pooled_spread(rec.values())
     failures = []
     for key in sorted(rec.keys() | cur.keys()):
         if key not in cur or key not in rec:
@@ -169,7 +189,7 @@ def compare(
                 failures.append(f"{key}: missing in {side}")
             continue
         r, c = rec[key], cur[key]
-        tol = tolerance(r, k)
+        tol = tolerance(r, k, pooled.get((r.table, r.column), math.nan))
         gap = abs(c.mean - r.mean)
         if gap > tol:
             spread = (

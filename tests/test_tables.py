@@ -19,6 +19,7 @@ from tables.regression import (
     K_SIGMA,
     cells_from_records,
     compare,
+    pooled_spread,
     read_recorded,
     tolerance,
     write_recorded,
@@ -313,6 +314,21 @@ def test_compare_fails_exactly_beyond_the_tolerance(tmp_path, shift, fails):
     assert bool(failures) == fails
     if fails:
         assert len(failures) == 1 and failures[0].startswith("table1/mae/lin_top1: current")
+
+
+def test_a_cell_with_a_small_std_gets_its_columns_pooled_spread(tmp_path):
+    evaluate(tmp_path / "rec", "mae", "linear_probe", [40.0, 40.2, 40.4])  # std 0.2
+    evaluate(tmp_path / "rec", "hpm", "linear_probe", [36.0, 40.0, 44.0])  # std 4
+    recorded = cells_from_records(tmp_path / "rec", "micro", [TABLE1])
+    mae = next(c for c in recorded if c.key == "table1/mae/lin_top1")
+    pooled = pooled_spread(recorded)[("table1", "lin_top1")]
+    assert pooled == pytest.approx(math.sqrt((0.2**2 + 4**2) / 2))
+    assert tolerance(mae) == ACCURACY_FLOOR_PP and tolerance(mae, pooled=pooled) == K_SIGMA * pooled
+    evaluate(
+        tmp_path / "cur", "mae", "linear_probe", [40.2 + 2.0]
+    )  # 2 points: within 3 x pooled, not 3 x 0.2
+    evaluate(tmp_path / "cur", "hpm", "linear_probe", [40.0])
+    assert compare(recorded, cells_from_records(tmp_path / "cur", "micro", [TABLE1])) == []
 
 
 def test_compare_uses_the_floor_without_spread_and_flops_exactly(tmp_path):
