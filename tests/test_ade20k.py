@@ -69,7 +69,7 @@ def test_base_budget_is_mmsegs_mae_protocol(tmp_path):
     """At the base budget the built config equals mmseg's MAE/UperNet config in everything but the backbone,
     the neck, the layer-decay constructor and the dataset class: the budget's values are mmseg's."""
     ours = build_config(
-        resolve_recipe(budgets.load_budget("base")), None, "data/ade", tmp_path, embed_dim=768
+        resolve_recipe(budgets.load_budget("base")), None, "data/ade", tmp_path, arch="vit_base_patch16"
     )
     theirs = get_config(MMSEG_MAE)
     assert without_scope(ours.model.decode_head) == without_scope(theirs.model.decode_head)
@@ -97,7 +97,7 @@ def test_base_budget_is_mmsegs_mae_protocol(tmp_path):
 
 def test_micro_config_is_the_budget_section(micro, tmp_path):
     r = resolve_recipe(micro)
-    cfg = build_config(r, None, "/data/ade20k", tmp_path, seed=3, embed_dim=64)
+    cfg = build_config(r, None, "/data/ade20k", tmp_path, seed=3, arch="micro")
     train = {s["type"]: s for s in cfg.train_dataloader.dataset.pipeline}
     assert train["RandomResize"]["scale"] == (128, 32) and train["RandomCrop"]["crop_size"] == (32, 32)
     assert {s["type"]: s for s in cfg.test_dataloader.dataset.pipeline}["Resize"]["scale"] == (128, 32)
@@ -108,7 +108,7 @@ def test_micro_config_is_the_budget_section(micro, tmp_path):
     assert cfg.test_dataloader.dataset.data_prefix.img_path == "images/validation"
     assert cfg.train_dataloader.batch_size == r["batch_size"] and cfg.train_cfg.max_iters == r["iters"]
     assert cfg.param_scheduler[1]["begin"] == r["warmup_iters"] and cfg.randomness.seed == 3
-    no_photo = build_config({**r, "photometric_distortion": False}, None, "/d", tmp_path, embed_dim=64)
+    no_photo = build_config({**r, "photometric_distortion": False}, None, "/d", tmp_path, arch="micro")
     assert "PhotoMetricDistortion" not in [s["type"] for s in no_photo.train_dataloader.dataset.pipeline]
 
 

@@ -29,6 +29,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from downstream.in1k.models import encoder_arch
+from methods.backbone import resolve_arch
 
 PROTOCOL = "ade20k"
 CONFIG = Path(__file__).resolve().parent / "configs" / "mimvit_upernet_160k_ade20k-512x512.py"
@@ -144,19 +145,20 @@ def build_config(
     work_dir: str | os.PathLike,
     seed: int = 0,
     *,
-    embed_dim: int | None = None,
+    arch: str | Mapping[str, Any] | None = None,
     world_size: int = 1,
     on_gpu: bool = False,
 ) -> Config:
     """mmseg's MAE/UperNet config with our backbone (``CONFIG``) and the recipe ``r`` written in.
 
-    ``encoder_path=None`` builds the ViT at MAE's random initialisation; ``embed_dim`` (UperNet's input
-    width) is read from the encoder file when not given."""
+    The ViT's arch comes from the encoder file's metadata; ``encoder_path=None`` (tests) needs ``arch`` and
+    builds the ViT at MAE's random initialisation."""
     cfg = Config.fromfile(str(CONFIG))
-    if embed_dim is None:
-        if encoder_path is None:
-            raise ValueError("build_config: give embed_dim when there is no encoder file")
-        embed_dim = int(encoder_arch(encoder_path)["embed_dim"])
+    if encoder_path is None and arch is None:
+        raise ValueError("build_config: give an arch when there is no encoder file")
+    embed_dim = int(
+        resolve_arch(arch)["embed_dim"] if arch is not None else encoder_arch(encoder_path)["embed_dim"]
+    )
     if r["batch_size"] % world_size:
         raise ValueError(f"ade20k.batch_size {r['batch_size']} is not divisible by {world_size} processes")
     crop = (r["crop_size"], r["crop_size"])
@@ -166,7 +168,11 @@ def build_config(
     model = cfg.model
     model.data_preprocessor.size = crop
     cfg.data_preprocessor.size = crop
-    model.backbone.update(checkpoint=None if encoder_path is None else str(encoder_path), img_size=crop)
+    model.backbone.update(
+        checkpoint=None if encoder_path is None else str(encoder_path),
+        arch=None if arch is None else dict(resolve_arch(arch)),
+        img_size=crop,
+    )
     model.backbone.drop_path_rate = r["drop_path"]
     model.decode_head.update(
         in_channels=[embed_dim] * 4, channels=r["head_channels"], num_classes=num_classes
