@@ -107,9 +107,15 @@ finetune = dict(
 knn = dict(k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=256, num_workers=0)
 
 # ---- ADE20K semantic segmentation (downstream/ade20k): mmseg's MAE/UperNet protocol (base.py gives each
-# paper value and its source) on SynthScenes' ADE20K layout (512 train / 128 val images at 32 px, 8 shape classes,
-# background ignored). Scaled: the crop is the image size (the ViT's pretraining size), the resize scale keeps
-# the paper's 4:1 box around it, heads are as wide as the ViT (BEiT's rule), and the schedule is a pilot's.
+# paper value and its source) on SynthScenes' ADE20K layout: 512 train / 128 val images at 32 px, 8 shape
+# classes, background ignored. Scaled: the crop is the image size (the ViT's pretraining size), the resize
+# scale keeps the paper's 4:1 box around it, the heads are as wide as the ViT (BEiT's rule), the slide stride
+# is 2/3 of the window (341/512). Pilot (2026-11-25, 1 shared thread; mIoU random-init / micro MAE seed 0):
+# 100 iters x batch 8 at lr 1e-4: 6.2 / 5.2, 3e-4: 4.7 / 4.5, 1e-3: 2.8 / 3.8, 3e-3: 2.6 / 1.9; 200 iters at
+# 3e-4: 3.5 / 3.7. The loss falls slowly (0.78 -> 0.72 in 200 iters): telling 8 shapes apart per pixel at
+# 32 px needs far more steps than ~20 s allow, so micro mIoU sits near its floor (one class everywhere gives
+# ~2) and Table 2 at micro checks the pipeline, not the methods. A run takes ~16 s (setup 3, train 11, test
+# 2 s).
 ade20k = dict(
     dataset="SynthScenesSegDataset",
     train_split="training",
@@ -120,9 +126,9 @@ ade20k = dict(
     cat_max_ratio=0.75,
     flip_prob=0.5,
     photometric_distortion=True,
-    iters=150,
+    iters=100,  # ~11 s of training on one thread
     batch_size=8,
-    lr=1e-3,
+    lr=1e-4,  # the paper's; best of the pilot's 1e-4 / 3e-4 / 1e-3 / 3e-3
     betas=(0.9, 0.999),
     weight_decay=0.05,
     layer_decay=0.65,
