@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-import methods  # noqa: E402
 from downstream.ade20k import run_ade20k  # noqa: E402
 from downstream.ade20k.protocol import RecipeError, num_classes_of, resolve_recipe  # noqa: E402
 from downstream.datasets.ade20k_layout import check_ade20k_root  # noqa: E402
@@ -34,51 +32,21 @@ from reproduce.budget import load_budget  # noqa: E402
 from reproduce.pipeline import (  # noqa: E402
     Encoder,
     Progress,
-    Stage,
-    external_encoders,
-    pretrained_stages,
-    protocol_record,
+    add_table_args,
+    eval_dir,
+    protocol_evaluator,
     quiet_mmengine,
-    random_init_encoder,
+    selected_methods,
+    table_stages,
 )
 from reproduce.table1 import DEFAULT_SEEDS  # noqa: E402
 from tables.render import render_table  # noqa: E402
-from tables.specs import BASELINE  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
-    p.add_argument(
-        "--methods", default=None, help="comma-separated methods/variants (default: all discovered)"
-    )
-    p.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        help="pretraining seeds per method (default: Table 1's, so its checkpoints are reused)",
-    )
-    p.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="add a row for an external encoder file (e.g. a converted official checkpoint)",
-    )
-    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
-    p.add_argument("--work-dir", default=str(REPO / "work_dirs"), help="runs and records go here")
-    p.add_argument(
-        "--equalize",
-        choices=["epochs", "flops"],
-        default=None,
-        help="equal epochs (the papers' convention) or equal training FLOPs per method",
-    )
-    p.add_argument("--out-dir", default=str(REPO / "tables" / "out"), help="rendered tables go here")
-    p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
-    p.add_argument(
-        "--no-baseline",
-        action="store_true",
-        help="leave out the random-init row (the budget's ViT trained without pretraining)",
+    add_table_args(
+        p, seeds_help="pretraining seeds per method (default: Table 1's, so its checkpoints are reused)"
     )
     return p.parse_args(argv)
 
@@ -105,42 +73,26 @@ def main(argv: list[str] | None = None) -> Path:
         check_data(cfg, ade20k_root)
     except (RecipeError, DatasetError) as e:
         raise SystemExit(f"error: {e}") from None
-    names = args.methods.split(",") if args.methods else methods.list_methods()
-    unknown = sorted(set(names) - set(methods.list_methods()))
-    if unknown:
-        raise SystemExit(
-            f"unknown method(s) {', '.join(unknown)}; known: {', '.join(methods.list_methods())}"
-        )
+    names = selected_methods(args.methods)
     pretrain_seeds = range(args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(cfg.budget, (1,))[0])
-    extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
 
-    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
-        def go():
-            enc = encoder()
-            out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}" / "ade20k"
-            result = run_ade20k(enc.path, cfg, ade20k_root, out, seed=0, progress=sys.stderr.isatty())
-            return protocol_record(
-                result, cfg=cfg, encoder=enc, manifest_hash=data.manifest_hash, work_dir=work_dir
-            )
+    def run(enc: Encoder) -> dict:
+        out = eval_dir(work_dir, cfg, enc, "ade20k")
+        return run_ade20k(enc.path, cfg, ade20k_root, out, seed=0, progress=sys.stderr.isatty())
 
-        return [Stage(f"{tag}: ADE20K UperNet", go, 1.0)]
-
-    stages = pretrained_stages(
+    evaluate = protocol_evaluator(
+        "ADE20K UperNet", run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=work_dir, weight=1.0
+    )
+    stages = table_stages(
+        evaluate,
         names,
         pretrain_seeds,
-        budget=cfg.budget,
+        cfg=cfg,
         work_dir=work_dir,
         data_root=args.data_root,
-        extra_args=extra_args,
-        evaluate=evaluate,
+        baseline=not args.no_baseline,
+        checkpoints=args.checkpoint,
     )
-    if not args.no_baseline:
-        for seed in pretrain_seeds:
-            stages += evaluate(
-                f"{BASELINE} (init seed {seed})", lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
-            )
-    for ext in external_encoders(args.checkpoint):
-        stages += evaluate(ext.method, lambda ext=ext: ext)
     Progress(stages).run()
 
     rendered = render_table(
