@@ -29,15 +29,16 @@ from synthscenes.layouts import imagenet as imagenet_layout
 from synthscenes.shapes import SHAPES
 from tests.synthscenes_helpers import copy_layout, small_dataset
 
+# Built in the library's default scope (``library_scope``), as its configs are.
 SEG_PIPELINE = [
-    dict(type="mmseg.LoadImageFromFile"),
-    dict(type="mmseg.LoadAnnotations"),
-    dict(type="mmseg.PackSegInputs"),
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations"),
+    dict(type="PackSegInputs"),
 ]
 DET_PIPELINE = [
-    dict(type="mmdet.LoadImageFromFile"),
-    dict(type="mmdet.LoadAnnotations", with_bbox=True, with_mask=True),
-    dict(type="mmdet.PackDetInputs"),
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+    dict(type="PackDetInputs"),
 ]
 
 
@@ -53,6 +54,14 @@ def break_image(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:40])  # a truncated file: the header survives, the pixels do not
 
 
+def library_scope(scope: str):
+    """Build in ``scope``: an mmengine Runner that ran earlier in this process (the dense protocols' tests)
+    leaves its own default scope behind, and the datasets' pipelines are built in the current one."""
+    from mmengine.registry import DefaultScope
+
+    return DefaultScope.overwrite_default_scope(scope)
+
+
 def seg_dataset(root: Path, split: str = "validation", **kwargs):
     from mmseg.registry import DATASETS
 
@@ -65,7 +74,8 @@ def seg_dataset(root: Path, split: str = "validation", **kwargs):
         pipeline=SEG_PIPELINE,
         **kwargs,
     )
-    return DATASETS.build(cfg)
+    with library_scope("mmseg"):
+        return DATASETS.build(cfg)
 
 
 def det_dataset(root: Path, split: str = "val2017", dataset_type: str = "SynthScenesCocoDataset", **kwargs):
@@ -82,7 +92,8 @@ def det_dataset(root: Path, split: str = "val2017", dataset_type: str = "SynthSc
         test_mode=True,
         **kwargs,
     )
-    return DATASETS.build(cfg)
+    with library_scope("mmdet"):
+        return DATASETS.build(cfg)
 
 
 # ------------------------------------------------------------------------------------------- ImageNet
@@ -429,13 +440,14 @@ def test_checked_real_dataset_classes_keep_the_stock_class_lists():
     import downstream.datasets.ade20k  # noqa: F401
 
     root, cfg, _ = small_dataset()
-    ade = SEG_DATASETS.build(
-        dict(
-            type="CheckedADE20KDataset",
-            data_root=str(root / "ade20k"),
-            data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
-            pipeline=SEG_PIPELINE,
+    with library_scope("mmseg"):
+        ade = SEG_DATASETS.build(
+            dict(
+                type="CheckedADE20KDataset",
+                data_root=str(root / "ade20k"),
+                data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+                pipeline=SEG_PIPELINE,
+            )
         )
-    )
     assert len(ade.metainfo["classes"]) == 150 and len(ade) == cfg.ade20k.val
     assert set(ade[0]["data_samples"].gt_sem_seg.data.unique().tolist()) <= set(range(len(SHAPES))) | {255}
