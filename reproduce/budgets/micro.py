@@ -133,3 +133,45 @@ davis = dict(
     output_resize="nearest",
     feature_batch_size=16,
 )
+
+# ---- COCO detection + instance segmentation (downstream/coco): ViTDet's Mask R-CNN (base.py gives each paper
+# value and its source) on SynthScenes' COCO split (256 train / 64 val images of 64 px, objects 14-42 px).
+# Scaled: the crop is the image size; the window is the pretraining token grid (32/4 = 8, as ViTDet's 14 =
+# 224/16); anchors at half the mmdet scale (16-256 px) so the smallest objects have one; reduced RPN/RoI
+# sampling (calibration.md: mmcv's CPU RoIAlign dominates a step).
+coco = dict(
+    protocol="vitdet",
+    image_size=64,
+    lsj_ratio_range=(0.1, 2.0),
+    hflip_prob=0.5,
+    pad_value=114,
+    window_size=8,
+    global_blocks=(1, 3),  # ViTDet: every third block global, the last one included; depth 4 -> 2 of 4
+    out_indices=(0, 1, 2, 3),  # fpn_li2021 only: each block of the depth-4 ViT
+    drop_path_rate=0.1,
+    neck_channels=64,
+    fc_channels=256,
+    anchor_scale=4,
+    rpn_sampler_num=64,
+    rpn_nms_pre=500,
+    rpn_max_per_img=100,
+    rcnn_sampler_num=64,
+    test_rpn_nms_pre=500,
+    test_rpn_max_per_img=100,
+    test_max_per_img=20,
+    batch_size=8,
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    weight_decay=0.1,
+    layer_decay=0.7,
+    max_iters=40,
+    warmup_iters=5,
+    warmup_start_factor=0.001,
+    lr_steps=(35, 38),  # 88 % and 96 % of the run, as ViTDet's steps
+    lr_gamma=0.1,
+    precision="auto",
+    test_batch_size=8,
+    num_workers=0,
+    checkpoint_interval=0,
+    log_interval=10,
+)
