@@ -8,6 +8,7 @@ one is never reused (its key differs, so it lives in another folder).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -266,3 +267,114 @@ def protocol_record(
         extra=extra,
     )
     return write_record(record, work_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What the per-encoder table scripts (Tables 1-4) share: flags, method selection, the stages of every row
+# ----------------------------------------------------------------------------------------------------------
+def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
+    """The flags every per-encoder table script takes (``--budget``, ``--methods``, ``--seeds``,
+    ``--checkpoint``, ``--data-root``, ``--work-dir``, ``--equalize``, ``--out-dir``, ``--no-results-md``,
+    ``--no-baseline``)."""
+    p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
+    p.add_argument(
+        "--methods", default=None, help="comma-separated methods/variants (default: all discovered)"
+    )
+    p.add_argument("--seeds", type=int, default=None, help=seeds_help)
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="add a row for an external encoder file (e.g. a converted official checkpoint)",
+    )
+    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
+    p.add_argument("--work-dir", default=str(ROOT / "work_dirs"), help="runs and records go here")
+    p.add_argument(
+        "--equalize",
+        choices=["epochs", "flops"],
+        default=None,
+        help="equal epochs (the papers' convention) or equal training FLOPs per method",
+    )
+    p.add_argument("--out-dir", default=str(ROOT / "tables" / "out"), help="rendered tables go here")
+    p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="leave out the random-init row (the budget's ViT evaluated without pretraining)",
+    )
+
+
+def selected_methods(arg: str | None) -> list[str]:
+    """``--methods`` as a list (default: every discovered method and variant); an unknown name stops the
+    run."""
+    import methods
+
+    known = methods.list_methods()
+    names = arg.split(",") if arg else known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise SystemExit(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
+
+
+def table_stages(
+    evaluate: Callable[[str, Callable[[], Encoder]], list[Stage]],
+    names: Iterable[str],
+    pretrain_seeds: Iterable[int],
+    *,
+    cfg: Config,
+    work_dir: Path,
+    data_root: str | None,
+    baseline: bool = True,
+    checkpoints: Iterable[str] = (),
+) -> list[Stage]:
+    """Every row's stages: each method's pretraining (or reuse) per seed followed by ``evaluate``'s stages,
+    the random-init rows (one initialisation per pretraining seed), then the external encoders."""
+    pretrain_seeds = list(pretrain_seeds)
+    extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
+    stages = pretrained_stages(
+        names,
+        pretrain_seeds,
+        budget=cfg.budget,
+        work_dir=work_dir,
+        data_root=data_root,
+        extra_args=extra_args,
+        evaluate=evaluate,
+    )
+    if baseline:
+        for seed in pretrain_seeds:
+            init = lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
+            stages += evaluate(f"{BASELINE} (init seed {seed})", init)
+    for ext in external_encoders(checkpoints):
+        stages += evaluate(ext.method, lambda ext=ext: ext)
+    return stages
+
+
+def protocol_evaluator(
+    label: str,
+    run: Callable[[Encoder], dict[str, Any]],
+    *,
+    cfg: Config,
+    manifest_hash: str,
+    work_dir: Path,
+    weight: float = 0.5,
+) -> Callable[[str, Callable[[], Encoder]], list[Stage]]:
+    """``evaluate(tag, encoder)`` for a protocol that runs once per encoder: one stage that calls
+    ``run(encoder)`` (a ``downstream`` result dict) and writes its record."""
+
+    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
+        def go():
+            enc = encoder()
+            return protocol_record(
+                run(enc), cfg=cfg, encoder=enc, manifest_hash=manifest_hash, work_dir=work_dir
+            )
+
+        return [Stage(f"{tag}: {label}", go, weight)]
+
+    return evaluate
+
+
+def eval_dir(work_dir: Path, cfg: Config, enc: Encoder, protocol: str) -> Path:
+    """Where a protocol writes its run on one encoder: ``work_dir/eval/<budget>/<method>/pretrain<seed>``."""
+    return work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}" / protocol

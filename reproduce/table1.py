@@ -22,19 +22,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-import methods  # noqa: E402
 from reproduce import data_root  # noqa: E402
 from reproduce.budget import load_budget  # noqa: E402
 from reproduce.pipeline import (  # noqa: E402
     Progress,
-    external_encoders,
+    add_table_args,
     in1k_evaluator,
-    pretrained_stages,
     quiet_mmengine,
-    random_init_encoder,
+    selected_methods,
+    table_stages,
 )
 from tables.render import render_table  # noqa: E402
-from tables.specs import BASELINE  # noqa: E402
 
 # Seeds per budget when --seeds is not given: (pretraining seeds, linear-probe seeds, fine-tune seeds).
 # Pretraining is the largest source of variance, so the recorded micro run varies it; the tiny default keeps
@@ -44,40 +42,12 @@ DEFAULT_SEEDS = {"micro": (3, 3, 1), "tiny": (1, 3, 1)}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
-    p.add_argument(
-        "--methods", default=None, help="comma-separated methods/variants (default: all discovered)"
-    )
-    p.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        help="pretraining seeds and evaluation seeds per method (default: per budget, see "
+    add_table_args(
+        p,
+        seeds_help="pretraining seeds and evaluation seeds per method (default: per budget, see "
         "DEFAULT_SEEDS: micro 3 pretraining x 3 probe seeds, tiny 1 x 3)",
     )
-    p.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="add a row for an external encoder file (e.g. a converted official checkpoint)",
-    )
-    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
-    p.add_argument("--work-dir", default=str(REPO / "work_dirs"), help="runs and records go here")
-    p.add_argument(
-        "--equalize",
-        choices=["epochs", "flops"],
-        default=None,
-        help="equal epochs (the papers' convention) or equal training FLOPs per method",
-    )
-    p.add_argument("--out-dir", default=str(REPO / "tables" / "out"), help="rendered tables go here")
-    p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
     p.add_argument("--skip", default="", help="comma-separated protocols to skip: linear_probe,finetune,knn")
-    p.add_argument(
-        "--no-baseline",
-        action="store_true",
-        help="leave out the random-init row (the budget's ViT evaluated without pretraining)",
-    )
     return p.parse_args(argv)
 
 
@@ -96,32 +66,20 @@ def main(argv: list[str] | None = None) -> Path:
         cfg.pretrain.equalize = args.equalize
     work_dir = Path(args.work_dir)
     data = data_root.prepare(cfg, args.data_root)
-    names = args.methods.split(",") if args.methods else methods.list_methods()
-    unknown = sorted(set(names) - set(methods.list_methods()))
-    if unknown:
-        raise SystemExit(
-            f"unknown method(s) {', '.join(unknown)}; known: {', '.join(methods.list_methods())}"
-        )
+    names = selected_methods(args.methods)
     pretrain_seeds, probe_seeds, ft_seeds = seeds_for(cfg.budget, args.seeds)
     skip = set(filter(None, args.skip.split(",")))
-    extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
-
     evaluate = in1k_evaluator(cfg, data, work_dir, probe_seeds, ft_seeds, skip)
-    stages = pretrained_stages(
+    stages = table_stages(
+        evaluate,
         names,
         pretrain_seeds,
-        budget=cfg.budget,
+        cfg=cfg,
         work_dir=work_dir,
         data_root=args.data_root,
-        extra_args=extra_args,
-        evaluate=evaluate,
+        baseline=not args.no_baseline,
+        checkpoints=args.checkpoint,
     )
-    if not args.no_baseline:
-        for seed in pretrain_seeds:
-            baseline = lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
-            stages += evaluate(f"{BASELINE} (init seed {seed})", baseline)
-    for ext in external_encoders(args.checkpoint):
-        stages += evaluate(ext.method, lambda ext=ext: ext)
     Progress(stages).run()
 
     rendered = render_table(
