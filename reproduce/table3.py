@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-import methods  # noqa: E402
 from downstream.coco.protocol import PROTOCOLS, RecipeError, resolve_recipe  # noqa: E402
 from downstream.datasets.coco_layout import check_coco_root  # noqa: E402
 from downstream.datasets.errors import DatasetError  # noqa: E402
@@ -35,36 +33,21 @@ from reproduce.budget import load_budget  # noqa: E402
 from reproduce.pipeline import (  # noqa: E402
     Encoder,
     Progress,
-    Stage,
-    external_encoders,
-    pretrained_stages,
-    protocol_record,
+    add_table_args,
+    eval_dir,
+    protocol_evaluator,
     quiet_mmengine,
-    random_init_encoder,
+    selected_methods,
+    table_stages,
 )
 from reproduce.table1 import DEFAULT_SEEDS  # noqa: E402
 from tables.render import render_table  # noqa: E402
-from tables.specs import BASELINE  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
-    p.add_argument(
-        "--methods", default=None, help="comma-separated methods/variants (default: all discovered)"
-    )
-    p.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        help="pretraining seeds per method (default: Table 1's, so its checkpoints are reused)",
-    )
-    p.add_argument(
-        "--checkpoint",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="add a row for an external encoder file (e.g. a converted official checkpoint)",
+    add_table_args(
+        p, seeds_help="pretraining seeds per method (default: Table 1's, so its checkpoints are reused)"
     )
     p.add_argument(
         "--protocol",
@@ -72,26 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="ViTDet (simple feature pyramid) or Li et al. 2021 (FPN on four blocks); default: the budget's",
     )
-    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
-    p.add_argument("--work-dir", default=str(REPO / "work_dirs"), help="runs and records go here")
-    p.add_argument(
-        "--equalize",
-        choices=["epochs", "flops"],
-        default=None,
-        help="equal epochs (the papers' convention) or equal training FLOPs per method",
-    )
-    p.add_argument("--out-dir", default=str(REPO / "tables" / "out"), help="rendered tables go here")
-    p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
-    p.add_argument(
-        "--no-baseline",
-        action="store_true",
-        help="leave out the random-init row (the budget's ViT evaluated without pretraining)",
-    )
     return p.parse_args(argv)
 
 
 def check_coco(coco: Path, synthscenes: bool) -> None:
-    """Both splits' annotation files parse and every listed image exists (no decoding: that is the run's)."""
+    """Both splits' annotation files parse and every listed image exists (decoding is the run's)."""
     from synthscenes.shapes import SHAPES
 
     for split in ("train2017", "val2017"):
@@ -112,46 +80,29 @@ def main(argv: list[str] | None = None) -> Path:
         check_coco(coco, str(cfg.data.name).startswith("synthscenes"))
     except (RecipeError, DatasetError) as e:
         raise SystemExit(f"error: {e}") from None
-    names = args.methods.split(",") if args.methods else methods.list_methods()
-    unknown = sorted(set(names) - set(methods.list_methods()))
-    if unknown:
-        raise SystemExit(
-            f"unknown method(s) {', '.join(unknown)}; known: {', '.join(methods.list_methods())}"
-        )
+    names = selected_methods(args.methods)
     pretrain_seeds = range(args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(cfg.budget, (1,))[0])
-    extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
 
-    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
+    def run(enc: Encoder) -> dict:
         from downstream.coco import run_coco
 
-        def go():
-            enc = encoder()
-            out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}" / "coco"
-            result = run_coco(
-                enc.path, cfg, coco, out, seed=0, protocol=args.protocol, progress=sys.stderr.isatty()
-            )
-            return protocol_record(
-                result, cfg=cfg, encoder=enc, manifest_hash=data.manifest_hash, work_dir=work_dir
-            )
+        out = eval_dir(work_dir, cfg, enc, "coco")
+        progress = sys.stderr.isatty()
+        return run_coco(enc.path, cfg, coco, out, seed=0, protocol=args.protocol, progress=progress)
 
-        return [Stage(f"{tag}: COCO Mask R-CNN", go, 1.0)]
-
-    stages = pretrained_stages(
+    evaluate = protocol_evaluator(
+        "COCO Mask R-CNN", run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=work_dir, weight=1.0
+    )
+    stages = table_stages(
+        evaluate,
         names,
         pretrain_seeds,
-        budget=cfg.budget,
+        cfg=cfg,
         work_dir=work_dir,
         data_root=args.data_root,
-        extra_args=extra_args,
-        evaluate=evaluate,
+        baseline=not args.no_baseline,
+        checkpoints=args.checkpoint,
     )
-    if not args.no_baseline:
-        for seed in pretrain_seeds:
-            stages += evaluate(
-                f"{BASELINE} (init seed {seed})", lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
-            )
-    for ext in external_encoders(args.checkpoint):
-        stages += evaluate(ext.method, lambda ext=ext: ext)
     Progress(stages).run()
 
     rendered = render_table(
