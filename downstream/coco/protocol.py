@@ -375,10 +375,13 @@ def run_coco(
     report = getattr(model.backbone, "load_report", None)
     if report is None:
         raise RuntimeError("the MIMViT backbone holds no load_report: its init_weights did not run")
+    # CocoMetric returns nothing when the detector kept no box above its score threshold on any val image
+    # (it logs "The testing results of the whole dataset is empty"): no detection is AP 0, not a failure.
+    no_detections = not raw
     missing = [k for k in METRIC_KEYS if k not in raw]
-    if missing:
+    if missing and not no_detections:
         raise RuntimeError(f"mmdet's CocoMetric returned no {missing} (got {sorted(raw)})")
-    metrics = {name: 100.0 * float(raw[key]) for key, name in METRIC_KEYS.items()}
+    metrics = {name: 100.0 * float(raw.get(key, 0.0)) for key, name in METRIC_KEYS.items()}
     train_set, test_set = runner.train_dataloader.dataset, runner.test_dataloader.dataset
     recipe_used = {**r, "world_size": world_size, "per_gpu_batch": r["batch_size"] // world_size}
     precision = "fp16-amp" if cfg.optim_wrapper.type == "AmpOptimWrapper" else "fp32"
@@ -402,6 +405,7 @@ def run_coco(
             num_train=len(train_set),
             num_val=len(test_set),
             classes=list(test_set.metainfo["classes"]),
+            no_detections=no_detections,
         ),
         protocol_detail=(
             f"COCO: {PROTOCOLS[r['protocol']][1]}, LSJ {r['image_size']} px "
