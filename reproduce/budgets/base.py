@@ -85,6 +85,45 @@ finetune = dict(
 # Weighted k-NN on L2-normalised CLS features (DINO eval_knn.py): train split = bank, val = queries.
 knn = dict(k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=10)
 
+# ---- ADE20K semantic segmentation (downstream/ade20k): UperNet on four evenly spaced blocks through
+# mmsegmentation, MAE's protocol as mmseg ships it:
+# configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py (mmseg 1.2.2; it inherits
+# _base_/datasets/ade20k.py and _base_/schedules/schedule_160k.py), the config ColorMAE runs
+# (reference/methods.md §5.2). MAE's paper (appendix A.4) ran BEiT's segmentation code: UperNet, 100 epochs
+# (= 160k iterations) at batch 16, 512 px, relative position bias; it searched the lr per entry.
+# downstream/ade20k/README.md gives each value's source and what our protocol changes.
+ade20k = dict(
+    dataset="CheckedADE20KDataset",  # ADEChallengeData2016 (150 classes): --data-root DIR/ade20k
+    train_split="training",  # images/training + annotations/training (20,210 images)
+    val_split="validation",  # 2,000 images
+    crop_size=512,  # crop_size = (512, 512); also the ViT's input size (position embedding interpolated)
+    scale=(2048, 512),  # RandomResize(scale=(2048, 512), keep_ratio) in training, Resize(same) at test
+    ratio_range=(0.5, 2.0),  # RandomResize ratio_range
+    cat_max_ratio=0.75,  # RandomCrop: retry crops where one class covers over 75 %
+    flip_prob=0.5,  # RandomFlip
+    photometric_distortion=True,  # PhotoMetricDistortion
+    iters=160000,  # schedule_160k: IterBasedTrainLoop max_iters
+    batch_size=16,  # global: 8 GPUs x 2 images (the config's "8xb2")
+    lr=1e-4,  # AdamW
+    betas=(0.9, 0.999),
+    weight_decay=0.05,
+    layer_decay=0.65,  # layer_decay_rate 0.65 over 12 blocks
+    warmup_iters=1500,  # LinearLR(start_factor=1e-6, end=1500)
+    warmup_start_factor=1e-6,
+    poly_power=1.0,  # PolyLR(power=1.0, eta_min=0.0, begin=1500, end=160000)
+    min_lr=0.0,
+    drop_path=0.1,  # drop_path_rate
+    head_channels=768,  # UPerHead channels (BEiT's rule: the ViT's width)
+    aux_channels=256,  # FCNHead channels on the third map (upernet_mae.py)
+    aux_loss_weight=0.4,  # FCNHead loss weight
+    test_mode="slide",  # test_cfg mode='slide', crop (512, 512)
+    slide_stride=341,  # test_cfg stride (341, 341) (reference/systems.md a.2 says 256; mmseg 1.2.2 says 341)
+    precision="auto",  # the config's "amp" (MAE/BEiT: fp16); here bf16 autocast on GPU, fp32 on CPU
+    num_workers=4,
+    checkpoint_interval=16000,  # CheckpointHook interval
+    log_interval=50,
+)
+
 # ---- DAVIS-2017 label propagation (downstream/davis): DINO's eval_video_segmentation.py, detail for detail.
 # downstream/davis/README.md gives the source line of each value. Frozen encoder, no training, no randomness.
 davis = dict(

@@ -80,6 +80,41 @@ finetune = dict(
 )
 knn = dict(k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=8)
 
+# ---- ADE20K semantic segmentation (downstream/ade20k) on the real ADE20K (--data-root DIR/ade20k): mmseg's
+# MAE protocol (base.py gives each value's source) on one GPU with ViT-S/16. The schedule is mmseg's short
+# standard one (schedule_40k) with the paper's warm-up; the global batch stays 16 (one GPU x 16 images, bf16).
+ade20k = dict(
+    dataset="CheckedADE20KDataset",
+    train_split="training",
+    val_split="validation",
+    crop_size=512,
+    scale=(2048, 512),
+    ratio_range=(0.5, 2.0),
+    cat_max_ratio=0.75,
+    flip_prob=0.5,
+    photometric_distortion=True,
+    iters=40000,  # mmseg's schedule_40k (the paper: 160k)
+    batch_size=16,
+    lr=1e-4,
+    betas=(0.9, 0.999),
+    weight_decay=0.05,
+    layer_decay=0.65,
+    warmup_iters=1500,
+    warmup_start_factor=1e-6,
+    poly_power=1.0,
+    min_lr=0.0,
+    drop_path=0.1,
+    head_channels=384,  # BEiT's rule, the ViT's width (ViT-B: 768)
+    aux_channels=256,
+    aux_loss_weight=0.4,
+    test_mode="slide",
+    slide_stride=341,
+    precision="auto",
+    num_workers=8,
+    checkpoint_interval=4000,
+    log_interval=50,
+)
+
 # ---- DAVIS-2017 label propagation (downstream/davis) on the real DAVIS-2017 (--data-root DIR/davis), with
 # DINO's own ViT-S/16 setting: every value is DINO's (base.py explains each key).
 davis = dict(

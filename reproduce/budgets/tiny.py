@@ -98,6 +98,45 @@ finetune = dict(
 )
 knn = dict(k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=256, num_workers=2)
 
+# ---- ADE20K semantic segmentation (downstream/ade20k): mmseg's MAE/UperNet protocol (base.py gives each
+# paper value and its source) on SynthScenes' ADE20K layout: 2048 train / 512 val images at 64 px, 8 shape
+# classes, background ignored. Scaled as micro.py (crop = image size, 4:1 resize box, heads as wide as the
+# ViT, stride 2/3 of the window). Pilot (2026-11-25, 1 thread, shared CPU; mIoU random-init / tiny MAE seed 0,
+# 300 iters x batch 8): lr 1e-4: 6.9 / 6.4, 3e-4: 6.3 / 6.6, 1e-3: 6.7 / 6.5. 3e-4 is the only lr where MAE
+# is ahead, and by less than the spread across lrs: at this size the protocol does not separate encoders yet.
+# A run takes ~3 min on one shared thread (train ~150 s, test ~20 s).
+ade20k = dict(
+    dataset="SynthScenesSegDataset",
+    train_split="training",
+    val_split="validation",
+    crop_size=64,
+    scale=(256, 64),
+    ratio_range=(0.5, 2.0),
+    cat_max_ratio=0.75,
+    flip_prob=0.5,
+    photometric_distortion=True,
+    iters=300,
+    batch_size=8,
+    lr=3e-4,  # pilot: 1e-4 / 3e-4 / 1e-3 (above)
+    betas=(0.9, 0.999),
+    weight_decay=0.05,
+    layer_decay=0.65,
+    warmup_iters=10,
+    warmup_start_factor=1e-6,
+    poly_power=1.0,
+    min_lr=0.0,
+    drop_path=0.1,
+    head_channels=128,
+    aux_channels=64,
+    aux_loss_weight=0.4,
+    test_mode="slide",
+    slide_stride=43,  # the paper's 341/512 of the window
+    precision="auto",
+    num_workers=2,
+    checkpoint_interval=0,
+    log_interval=50,
+)
+
 # ---- DAVIS-2017 label propagation (downstream/davis): DINO's procedure (base.py has the paper values and
 # explains each key), sizes scaled to SynthScenes' DAVIS clips (8 val clips of 16 frames at 64x64)
 # and the patch-8 ViT trained at 64 px. DINO evaluates a 224-px ViT-S/16 on 480-px frames:

@@ -1,0 +1,27 @@
+"""ADE20K semantic segmentation: UperNet on the shared ViT through mmsegmentation (MAE's/BEiT's protocol).
+
+``run_ade20k(encoder_path, budget_cfg, ade20k_root, work_dir, seed=0)`` -> a result dict as the other
+protocols return (``protocol='ade20k'``, ``metrics`` mIoU and aAcc in %). The mmseg config is
+``configs/mimvit_upernet_160k_ade20k-512x512.py``; README.md lists every value at paper scale with its source.
+
+    from downstream.ade20k import run_ade20k
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Exports resolve on first use, so importing the package does not import mmseg.
+_EXPORTS = {
+    "build_config": "downstream.ade20k.protocol",
+    "resolve_recipe": "downstream.ade20k.protocol",
+    "run_ade20k": "downstream.ade20k.protocol",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'downstream.ade20k' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,0 +1,110 @@
+"""Table 2: ADE20K semantic segmentation, UperNet on every method's pretrained encoder (mmsegmentation, MAE's
+protocol), with the papers' numbers and their protocols beside.
+
+    python reproduce/table2.py [--budget tiny] [--methods mae,hpm] [--seeds N] [--checkpoint NAME=PATH ...]
+                               [--data-root DIR] [--work-dir DIR] [--equalize epochs|flops]
+
+For every discovered method (and variant) and every pretraining seed: pretrain, or reuse the finished run
+with the same run key (Table 1's checkpoints, when Table 1 ran with the same budget, seeds and work dir; a
+stale checkpoint is never reused). Then train UperNet on the encoder (``downstream/ade20k``: the budget's
+``ade20k`` section written into mmseg's MAE config) and test once after the final iteration; write one record
+per encoder and render Table 2 (mIoU, aAcc; markdown, CSV, LaTeX and the Table 2 section of RESULTS.md). A
+``random-init`` row (the budget's ViT at MAE's initialisation, never pretrained) is the floor;
+``--no-baseline`` leaves it out. One segmentation run per encoder (seed 0): the pretraining seeds vary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
+
+from downstream.ade20k import run_ade20k  # noqa: E402
+from downstream.ade20k.protocol import RecipeError, num_classes_of, resolve_recipe  # noqa: E402
+from downstream.datasets.ade20k_layout import check_ade20k_root  # noqa: E402
+from downstream.datasets.errors import DatasetError  # noqa: E402
+from reproduce import data_root  # noqa: E402
+from reproduce.budget import load_budget  # noqa: E402
+from reproduce.pipeline import (  # noqa: E402
+    Encoder,
+    Progress,
+    add_table_args,
+    eval_dir,
+    protocol_evaluator,
+    quiet_mmengine,
+    selected_methods,
+    table_stages,
+)
+from reproduce.table1 import DEFAULT_SEEDS  # noqa: E402
+from tables.render import render_table  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_table_args(
+        p, seeds_help="pretraining seeds per method (default: Table 1's, so its checkpoints are reused)"
+    )
+    return p.parse_args(argv)
+
+
+def check_data(cfg, ade20k_root: Path) -> dict:
+    """The recipe and both splits of the ADE20K root, checked before anything runs (one-line errors)."""
+    recipe = resolve_recipe(cfg)
+    num_classes = num_classes_of(recipe["dataset"])
+    for split in (recipe["train_split"], recipe["val_split"]):
+        check_ade20k_root(ade20k_root, split, num_classes=num_classes)
+    return recipe
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    quiet_mmengine()
+    cfg = load_budget(args.budget)
+    if args.equalize:
+        cfg.pretrain.equalize = args.equalize
+    work_dir = Path(args.work_dir)
+    data = data_root.prepare(cfg, args.data_root)
+    ade20k_root = data.root / "ade20k"
+    try:  # a bad recipe or ADE20K root stops the run now, in one line, not after hours of pretraining
+        check_data(cfg, ade20k_root)
+    except (RecipeError, DatasetError) as e:
+        raise SystemExit(f"error: {e}") from None
+    names = selected_methods(args.methods)
+    pretrain_seeds = range(args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(cfg.budget, (1,))[0])
+
+    def run(enc: Encoder) -> dict:
+        out = eval_dir(work_dir, cfg, enc, "ade20k")
+        return run_ade20k(enc.path, cfg, ade20k_root, out, seed=0, progress=sys.stderr.isatty())
+
+    evaluate = protocol_evaluator(
+        "ADE20K UperNet", run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=work_dir, weight=1.0
+    )
+    stages = table_stages(
+        evaluate,
+        names,
+        pretrain_seeds,
+        cfg=cfg,
+        work_dir=work_dir,
+        data_root=args.data_root,
+        baseline=not args.no_baseline,
+        checkpoints=args.checkpoint,
+    )
+    Progress(stages).run()
+
+    rendered = render_table(
+        2,
+        work_dir,
+        cfg.budget,
+        Path(args.out_dir),
+        results_md=None if args.no_results_md else REPO / "RESULTS.md",
+    )
+    print(rendered.markdown)
+    return Path(args.out_dir) / cfg.budget / "table2.md"
+
+
+if __name__ == "__main__":
+    main()
