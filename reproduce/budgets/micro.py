@@ -175,3 +175,50 @@ davis = dict(
     output_resize="nearest",
     feature_batch_size=16,
 )
+
+# ---- COCO detection + instance segmentation (downstream/coco): ViTDet's Mask R-CNN (base.py gives each paper
+# value and its source) on SynthScenes' COCO split (256 train / 64 val images of 64 px, objects 14-42 px).
+# Scaled: the crop is the image size; the window is the pretraining token grid (32/4 = 8, as ViTDet's 14 =
+# 224/16); anchors at half the mmdet scale (16-256 px) so the smallest objects have one; reduced RPN/RoI
+# sampling (calibration.md: mmcv's CPU RoIAlign dominates a step).
+# Pilot (2026-11-25, MAE encoder, AP box / AP50 box, downstream/coco/README.md): batch 8 x 100 it, lr 2e-3,
+# neck 64: 0.0 / 0.0; batch 4, neck 32, fc 128, rcnn 32: 200 it lr 2e-3: 0.2 / 0.9 (LSJ 0.5-1.5: 0.1 / 0.4);
+# 150 it lr 5e-4 / 2e-4: 0.0 / 0.3, 0.0 / 0.0; 400 it lr 5e-4 LSJ 0.5-1.5: 0.7 / 2.6. A step alone costs
+# 0.25 s on one thread, so the CI target (~45 s a run) allows ~150 steps: the heads do not learn in that time
+# and AP stays near 0. Micro checks the pipeline end to end, not a ranking.
+coco = dict(
+    protocol="vitdet",
+    image_size=64,
+    lsj_ratio_range=(0.1, 2.0),
+    hflip_prob=0.5,
+    pad_value=114,
+    window_size=8,
+    global_blocks=(1, 3),  # ViTDet: every third block global, the last one included; depth 4 -> 2 of 4
+    out_indices=(0, 1, 2, 3),  # fpn_li2021 only: each block of the depth-4 ViT
+    drop_path_rate=0.1,
+    neck_channels=32,  # thinner neck and heads: their 3x3 convs on every RoI dominate a CPU step
+    fc_channels=128,
+    anchor_scale=4,
+    rpn_sampler_num=64,
+    rpn_nms_pre=500,
+    rpn_max_per_img=100,
+    rcnn_sampler_num=32,
+    test_rpn_nms_pre=500,
+    test_rpn_max_per_img=100,
+    test_max_per_img=20,
+    batch_size=4,  # more updates for the same cost: 0.25 s per step on one thread
+    lr=2e-3,
+    betas=(0.9, 0.999),
+    weight_decay=0.1,
+    layer_decay=0.7,
+    max_iters=150,
+    warmup_iters=15,
+    warmup_start_factor=0.001,
+    lr_steps=(132, 144),  # 88 % and 96 % of the run, as ViTDet's steps
+    lr_gamma=0.1,
+    precision="auto",
+    test_batch_size=8,
+    num_workers=0,
+    checkpoint_interval=0,
+    log_interval=10,
+)

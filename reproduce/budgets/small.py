@@ -139,3 +139,43 @@ davis = dict(
     output_resize="nearest",
     feature_batch_size=8,
 )
+
+# ---- COCO detection + instance segmentation (downstream/coco) on the real COCO (--data-root DIR/coco), one
+# GPU: ViTDet (base.py gives each paper value and its source) for ViT-S/16 at half ViTDet's resolution and a
+# 1x-length schedule. Not piloted on a GPU yet: the lr follows ViTDet's linear rule (1e-4 at batch 64).
+coco = dict(
+    protocol="vitdet",
+    image_size=512,  # half ViTDet's 1024: a 32x32 token grid
+    lsj_ratio_range=(0.1, 2.0),
+    hflip_prob=0.5,
+    pad_value=114,
+    window_size=14,  # the pretraining grid (224/16), as ViTDet
+    global_blocks=(2, 5, 8, 11),  # ViT-S has ViT-B's depth (12): ViTDet's blocks
+    out_indices=(2, 5, 8, 11),
+    drop_path_rate=0.1,
+    neck_channels=256,
+    fc_channels=1024,
+    anchor_scale=8,
+    rpn_sampler_num=256,
+    rpn_nms_pre=2000,
+    rpn_max_per_img=1000,
+    rcnn_sampler_num=512,
+    test_rpn_nms_pre=1000,
+    test_rpn_max_per_img=1000,
+    test_max_per_img=100,
+    batch_size=16,
+    lr=2.5e-5,  # ViTDet's 1e-4 at batch 64, scaled linearly (its auto_scale_lr rule)
+    betas=(0.9, 0.999),
+    weight_decay=0.1,
+    layer_decay=0.7,
+    max_iters=90000,  # ~12 epochs of COCO train2017 at batch 16 (the "1x" length)
+    warmup_iters=250,
+    warmup_start_factor=0.001,
+    lr_steps=(79200, 86400),  # 88 % and 96 % of the run, as ViTDet's steps
+    lr_gamma=0.1,
+    precision="auto",
+    test_batch_size=4,
+    num_workers=8,
+    checkpoint_interval=5000,
+    log_interval=50,
+)

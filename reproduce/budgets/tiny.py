@@ -164,3 +164,49 @@ davis = dict(
     output_resize="nearest",
     feature_batch_size=16,
 )
+
+# ---- COCO detection + instance segmentation (downstream/coco): ViTDet's Mask R-CNN (base.py gives each paper
+# value and its source) on SynthScenes' COCO split (1024 train / 256 val images of 128 px, objects 36-82 px).
+# Scaled: the crop is the image size; the window is the pretraining token grid (64/8 = 8, as ViTDet's 14 =
+# 224/16); mmdet's anchors (32-512 px); reduced RPN/RoI sampling (calibration.md: mmcv's CPU RoIAlign
+# dominates a step).
+# Pilot (2026-11-25, AP box / AP50 box, MAE vs random-init encoder of the tiny Table 1 run; README.md):
+# 300 it x batch 4, lr 2e-3: 0.2 / 0.7 vs 0.2 / 0.8; 400 it, lr 5e-4, LSJ 0.5-1.5: 0.3 / 1.4 vs 0.5 / 1.9. The
+# heads have not learnt at these lengths (AP ~0 for both encoders): MAE does not beat random-init yet; a
+# longer tiny schedule is needed (~1.5 s a step on the shared CPU: thousands of steps take tens of minutes).
+coco = dict(
+    protocol="vitdet",
+    image_size=128,
+    lsj_ratio_range=(0.1, 2.0),
+    hflip_prob=0.5,
+    pad_value=114,
+    window_size=8,
+    global_blocks=(1, 3),  # ViTDet: every third block global, the last one included; depth 4 -> 2 of 4
+    out_indices=(0, 1, 2, 3),  # fpn_li2021 only: each block of the depth-4 ViT
+    drop_path_rate=0.1,
+    neck_channels=64,  # thinner neck and heads: their 3x3 convs on every RoI dominate a CPU step
+    fc_channels=256,
+    anchor_scale=8,
+    rpn_sampler_num=64,
+    rpn_nms_pre=500,
+    rpn_max_per_img=100,
+    rcnn_sampler_num=32,
+    test_rpn_nms_pre=500,
+    test_rpn_max_per_img=100,
+    test_max_per_img=20,
+    batch_size=4,
+    lr=5e-4,
+    betas=(0.9, 0.999),
+    weight_decay=0.1,
+    layer_decay=0.7,
+    max_iters=400,
+    warmup_iters=40,
+    warmup_start_factor=0.001,
+    lr_steps=(352, 384),  # 88 % and 96 % of the run, as ViTDet's steps
+    lr_gamma=0.1,
+    precision="auto",
+    test_batch_size=8,
+    num_workers=0,
+    checkpoint_interval=0,
+    log_interval=40,
+)

@@ -1,0 +1,424 @@
+"""COCO detection and instance segmentation: Mask R-CNN fine-tuned end to end on the shared ViT, as an mmdet
+run (mmengine ``Runner``), then mmdet's COCO metric (pycocotools) on the validation split.
+
+Two protocols, each an mmdet config in ``configs/`` that inherits mmdet's own bases:
+
+* ``vitdet`` (default): ViTDet as ColorMAE runs it (mmdet 3.2.0 ``projects/ViTDet``): the last block's map,
+  window attention with a few global blocks, the simple feature pyramid, LSJ, ViTDet's schedule;
+* ``fpn_li2021``: Mask R-CNN + FPN on four blocks (Li et al. 2021), MAE's and RC-MAE's protocol.
+
+The budget's ``coco`` section holds the recipe (sizes, sampling, schedule); ``detector_config`` writes each
+of its values into the config, and the ``base`` section (the paper's values) changes nothing in it. The
+encoder file goes to the ``MIMViT`` backbone adapter, which loads it with the strict loader; its load report
+goes into the result. The model after the last iteration is evaluated once (no selection on the val split).
+
+    from downstream.coco import run_coco
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from downstream.in1k.models import encoder_arch
+from tables.records import DEFAULT_RECIPE
+
+PROTOCOL = "coco"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: protocol name -> (config file, one line for the table's notes)
+PROTOCOLS: dict[str, tuple[str, str]] = {
+    "vitdet": ("maskrcnn_vitdet.py", "ViTDet Mask R-CNN (simple feature pyramid from the last block)"),
+    "fpn_li2021": ("maskrcnn_fpn_li2021.py", "Mask R-CNN + FPN on four blocks (Li et al. 2021)"),
+}
+#: Every key a budget's ``coco`` section must set (base.py explains each one and gives its source).
+RECIPE_KEYS = (
+    "protocol",
+    "image_size",
+    "lsj_ratio_range",
+    "hflip_prob",
+    "pad_value",
+    "window_size",
+    "global_blocks",
+    "out_indices",
+    "drop_path_rate",
+    "neck_channels",
+    "fc_channels",
+    "anchor_scale",
+    "rpn_sampler_num",
+    "rpn_nms_pre",
+    "rpn_max_per_img",
+    "rcnn_sampler_num",
+    "test_rpn_nms_pre",
+    "test_rpn_max_per_img",
+    "test_max_per_img",
+    "batch_size",
+    "lr",
+    "betas",
+    "weight_decay",
+    "layer_decay",
+    "max_iters",
+    "warmup_iters",
+    "warmup_start_factor",
+    "lr_steps",
+    "lr_gamma",
+    "precision",
+    "test_batch_size",
+    "num_workers",
+    "checkpoint_interval",
+    "log_interval",
+)
+_POSITIVE_INTS = (
+    "image_size",
+    "neck_channels",
+    "fc_channels",
+    "rpn_sampler_num",
+    "rpn_nms_pre",
+    "rpn_max_per_img",
+    "rcnn_sampler_num",
+    "test_rpn_nms_pre",
+    "test_rpn_max_per_img",
+    "test_max_per_img",
+    "batch_size",
+    "max_iters",
+    "test_batch_size",
+    "log_interval",
+)
+#: COCO metric keys (mmdet's ``CocoMetric``, fractions) -> record keys (percent). AP_box / AP_mask are the
+#: ones Table 3 reads (tables/specs.py).
+METRIC_KEYS = {
+    "coco/bbox_mAP": "AP_box",
+    "coco/bbox_mAP_50": "AP50_box",
+    "coco/bbox_mAP_75": "AP75_box",
+    "coco/segm_mAP": "AP_mask",
+    "coco/segm_mAP_50": "AP50_mask",
+    "coco/segm_mAP_75": "AP75_mask",
+}
+
+
+class RecipeError(ValueError):
+    """A budget's ``coco`` section that is missing, incomplete or holds a value the code does not do."""
+
+
+def resolve_recipe(budget_cfg: Mapping[str, Any], protocol: str | None = None) -> dict[str, Any]:
+    """The budget's ``coco`` section, checked key by key (a one-line error names the key). ``protocol``
+    overrides the section's; the result's ``name`` is the shared default recipe name when the budget's own
+    protocol runs, else the protocol (so its records and table rows stay apart)."""
+    name = budget_cfg.get("budget", "?")
+    where = f"reproduce/budgets/{name}.py"
+    if PROTOCOL not in budget_cfg:
+        raise RecipeError(f"budget {name!r} has no 'coco' section ({where})")
+    section = budget_cfg[PROTOCOL]
+    r = section.to_dict() if hasattr(section, "to_dict") else dict(section)
+    missing = [k for k in RECIPE_KEYS if k not in r]
+    unknown = sorted(set(r) - set(RECIPE_KEYS) - {"name"})
+    if missing or unknown:
+        what = [f"missing {missing}"] * bool(missing) + [f"unknown {unknown}"] * bool(unknown)
+        raise RecipeError(f"{where}: coco section: {'; '.join(what)}")
+    chosen = protocol or r["protocol"]
+    if chosen not in PROTOCOLS:
+        raise RecipeError(f"{where}: coco protocol {chosen!r}; implemented: {list(PROTOCOLS)}")
+    for key in _POSITIVE_INTS:
+        if not isinstance(r[key], int) or isinstance(r[key], bool) or r[key] < 1:
+            raise RecipeError(f"{where}: coco.{key} = {r[key]!r} must be a positive integer")
+    for key in ("num_workers", "checkpoint_interval", "warmup_iters"):
+        if not isinstance(r[key], int) or r[key] < 0:
+            raise RecipeError(f"{where}: coco.{key} = {r[key]!r} must be a non-negative integer")
+    if len(r["lsj_ratio_range"]) != 2 or not 0 < r["lsj_ratio_range"][0] <= r["lsj_ratio_range"][1]:
+        raise RecipeError(f"{where}: coco.lsj_ratio_range = {r['lsj_ratio_range']!r} must be (low, high)")
+    if list(r["lr_steps"]) != sorted(r["lr_steps"]) or any(s > r["max_iters"] for s in r["lr_steps"]):
+        raise RecipeError(
+            f"{where}: coco.lr_steps = {r['lr_steps']!r} must increase and stay within max_iters "
+            f"({r['max_iters']})"
+        )
+    if r["precision"] not in ("auto", "fp32"):
+        raise RecipeError(f"{where}: coco.precision = {r['precision']!r}; implemented: ['auto', 'fp32']")
+    for key in ("global_blocks", "out_indices", "lsj_ratio_range", "betas", "lr_steps"):
+        r[key] = list(r[key]) if r[key] is not None else None
+    default = chosen == r["protocol"]
+    return {**r, "protocol": chosen, "name": DEFAULT_RECIPE if default else chosen}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The detector config
+# ---------------------------------------------------------------------------------------------------------
+def num_classes(synthscenes: bool) -> int:
+    """The class count of the dataset subclass the run reads (SynthScenes' shapes, or COCO's 80)."""
+    from downstream.datasets.coco import CheckedCocoDataset, SynthScenesCocoDataset
+
+    dataset = SynthScenesCocoDataset if synthscenes else CheckedCocoDataset
+    return len(dataset.METAINFO["classes"])
+
+
+def _set_pipeline_size(pipeline: list[dict], size: tuple[int, int], r: Mapping[str, Any], where: str) -> None:
+    """Write the crop size (and the LSJ range, flip, pad value) into each transform that takes one; a
+    pipeline without a transform the recipe sets is an error, never a silent no-op."""
+    seen = set()
+    for t in pipeline:
+        kind = t["type"]
+        if kind == "RandomResize":
+            t["scale"], t["ratio_range"] = size, tuple(r["lsj_ratio_range"])
+        elif kind == "RandomCrop":
+            t["crop_size"] = size
+        elif kind == "Resize":
+            t["scale"] = size
+        elif kind == "Pad":
+            t["size"], t["pad_val"] = size, dict(img=(r["pad_value"],) * 3)
+        elif kind == "RandomFlip":
+            t["prob"] = r["hflip_prob"]
+        seen.add(kind)
+    expected = {"RandomResize", "RandomCrop", "Pad", "RandomFlip"} if where == "train" else {"Resize", "Pad"}
+    if expected - seen:
+        raise RecipeError(f"the {where} pipeline lacks {sorted(expected - seen)}: cannot apply the recipe")
+
+
+def detector_config(
+    r: Mapping[str, Any],
+    *,
+    encoder_path: str | os.PathLike | None,
+    arch: Mapping[str, Any],
+    coco_root: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    seed: int = 0,
+    synthscenes: bool = True,
+    world_size: int = 1,
+    on_gpu: bool = False,
+) -> Config:
+    """The protocol's mmdet config with the recipe ``r`` (``resolve_recipe``) written in: the encoder
+    (``arch``: its ``ENCODER_ARCH_KEYS``), the data root, sizes, sampling, optimiser and schedule."""
+    cfg = Config.fromfile(str(CONFIG_DIR / PROTOCOLS[r["protocol"]][0]))
+    size = (r["image_size"], r["image_size"])
+    model = cfg.model
+    model.data_preprocessor.batch_augments[0].size = size
+    bb = model.backbone
+    bb.checkpoint = None if encoder_path is None else str(encoder_path)
+    bb.arch = {k: arch[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")}
+    bb.img_size = size
+    bb.window_size, bb.global_blocks = r["window_size"], r["global_blocks"]
+    bb.drop_path_rate = r["drop_path_rate"]
+    if bb.pyramid == "multilevel":
+        bb.out_indices = r["out_indices"]
+        model.neck.in_channels = [arch["embed_dim"]] * 4
+    else:
+        model.neck.in_channels, model.neck.patch_size = arch["embed_dim"], arch["patch_size"]
+    channels = r["neck_channels"]
+    model.neck.out_channels = channels
+    model.rpn_head.in_channels = model.rpn_head.feat_channels = channels
+    model.rpn_head.anchor_generator.scales = [r["anchor_scale"]]
+    roi = model.roi_head
+    roi.bbox_roi_extractor.out_channels = roi.mask_roi_extractor.out_channels = channels
+    roi.bbox_head.in_channels = roi.bbox_head.conv_out_channels = channels
+    roi.bbox_head.fc_out_channels = r["fc_channels"]
+    roi.mask_head.in_channels = roi.mask_head.conv_out_channels = channels
+    roi.bbox_head.num_classes = roi.mask_head.num_classes = num_classes(synthscenes)
+
+    train, test = model.train_cfg, model.test_cfg
+    train.rpn.sampler.num = r["rpn_sampler_num"]
+    train.rpn_proposal.nms_pre, train.rpn_proposal.max_per_img = r["rpn_nms_pre"], r["rpn_max_per_img"]
+    train.rcnn.sampler.num = r["rcnn_sampler_num"]
+    test.rpn.nms_pre, test.rpn.max_per_img = r["test_rpn_nms_pre"], r["test_rpn_max_per_img"]
+    test.rcnn.max_per_img = r["test_max_per_img"]
+
+    _set_pipeline_size(cfg.train_dataloader.dataset.pipeline, size, r, "train")
+    _set_pipeline_size(cfg.test_dataloader.dataset.pipeline, size, r, "test")
+    root = str(Path(coco_root).resolve()) + "/"
+    dataset_type = "SynthScenesCocoDataset" if synthscenes else "CheckedCocoDataset"
+    if r["batch_size"] % world_size:
+        raise RecipeError(f"coco.batch_size {r['batch_size']} is not divisible by {world_size} processes")
+    workers = r["num_workers"]
+    for loader, batch in ((cfg.train_dataloader, r["batch_size"] // world_size), (cfg.test_dataloader, None)):
+        loader.dataset.type, loader.dataset.data_root = dataset_type, root
+        loader.batch_size = batch or r["test_batch_size"]
+        loader.num_workers, loader.persistent_workers = workers, workers > 0
+    cfg.train_dataloader.sampler.seed = seed
+    cfg.test_evaluator.ann_file = root + "annotations/instances_val2017.json"
+    cfg.test_evaluator.outfile_prefix = str(Path(work_dir) / "coco_results")
+
+    amp = on_gpu and r["precision"] == "auto"
+    cfg.optim_wrapper.type = "AmpOptimWrapper" if amp else "OptimWrapper"
+    cfg.optim_wrapper.paramwise_cfg.layer_decay = r["layer_decay"]
+    opt = cfg.optim_wrapper.optimizer
+    opt.lr, opt.betas, opt.weight_decay = r["lr"], tuple(r["betas"]), r["weight_decay"]
+    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = r["max_iters"]
+    warmup, steps = cfg.param_scheduler
+    warmup.start_factor, warmup.end = r["warmup_start_factor"], r["warmup_iters"]
+    steps.end, steps.milestones, steps.gamma = r["max_iters"], r["lr_steps"], r["lr_gamma"]
+    if r["warmup_iters"] == 0:
+        cfg.param_scheduler = [steps]
+    hooks = cfg.default_hooks
+    hooks.logger.interval = r["log_interval"]
+    hooks.checkpoint = (
+        dict(hooks.checkpoint, interval=r["checkpoint_interval"]) if r["checkpoint_interval"] else None
+    )
+    cfg.log_processor.window_size = r["log_interval"]
+    cfg.work_dir = str(work_dir)
+    cfg.randomness = dict(seed=seed)
+    cfg.env_cfg = dict(cfg.env_cfg, cudnn_benchmark=False)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------------------
+class CocoRunHook(Hook):
+    """Progress over iterations (loss, lr), the training-loss history, and a stop on a non-finite loss that
+    names the iteration."""
+
+    priority = "LOW"
+
+    def __init__(self, progress: bool = True, desc: str = "COCO Mask R-CNN") -> None:
+        self.progress, self.desc = progress, desc
+        self.losses: list[float] = []
+        self._bar = None
+
+    def before_train(self, runner) -> None:
+        if self.progress and runner.rank == 0:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=runner.max_iters, desc=self.desc, unit="it", leave=False, file=sys.stderr)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        loss = float(torch.as_tensor(outputs["loss"]).detach()) if outputs and "loss" in outputs else math.nan
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"COCO fine-tuning: loss is {loss} at iteration {runner.iter + 1}")
+        self.losses.append(loss)
+        if self._bar is not None:
+            lr = runner.optim_wrapper.optimizer.param_groups[-1]["lr"]
+            self._bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False)
+            self._bar.update(1)
+
+    def after_train(self, runner) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run_coco(
+    encoder_path: str | os.PathLike,
+    budget_cfg: Mapping[str, Any],
+    coco_root: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    seed: int = 0,
+    *,
+    protocol: str | None = None,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    launcher: str = "none",
+    log_level: str = "WARNING",
+) -> dict[str, Any]:
+    """Fine-tune Mask R-CNN on ``coco_root/train2017`` for the recipe's iterations, then evaluate once on
+    ``coco_root/val2017`` with mmdet's ``CocoMetric``.
+
+    ``budget_cfg['coco']`` holds the recipe; ``protocol`` (``vitdet`` | ``fpn_li2021``) overrides its
+    protocol. Returns ``protocol``, ``seed``, ``metrics`` (``AP_box``, ``AP_mask`` and their AP50/AP75, in
+    %), ``final_epoch`` (the last iteration's loss), ``history``, ``recipe``, ``load_report``, ``timings``,
+    ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols.
+    """
+    from mmengine.dist import get_dist_info
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    start = time.perf_counter()
+    r = resolve_recipe(budget_cfg, protocol)
+    on_gpu = torch.cuda.is_available()
+    if device is not None and (torch.device(device).type == "cuda") != on_gpu:
+        # mmengine's Runner places the model on the visible GPU, if any
+        raise ValueError(
+            f"device {device!r}: mmengine runs on {'cuda' if on_gpu else 'cpu'} here "
+            "(hide the GPU with CUDA_VISIBLE_DEVICES='' to run on the CPU)"
+        )
+    _, world_size = get_dist_info()
+    synthscenes = str(budget_cfg.get("data", {}).get("name", "")).startswith("synthscenes")
+    arch = encoder_arch(encoder_path)
+    work_dir = Path(work_dir)
+    cfg = detector_config(
+        r,
+        encoder_path=encoder_path,
+        arch=arch,
+        coco_root=coco_root,
+        work_dir=work_dir,
+        seed=seed,
+        synthscenes=synthscenes,
+        world_size=world_size,
+        on_gpu=on_gpu,
+    )
+    cfg.launcher = launcher
+    cfg.log_level = log_level
+    cfg.experiment_name = f"coco-{r['protocol']}-seed{seed}"
+    # a fresh visualizer per run: mmengine keeps one instance per name for the whole process
+    cfg.visualizer = dict(cfg.visualizer, name=f"{cfg.experiment_name}-{time.time_ns()}")
+    hook = CocoRunHook(progress, desc=f"COCO {r['protocol']} seed {seed}")
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(hook)
+        setup_s = time.perf_counter() - start
+        train_start = time.perf_counter()
+        runner.train()
+        train_s = time.perf_counter() - train_start
+        # pycocotools prints its summary tables on stdout: they go to a file beside the run's logs
+        with contextlib.redirect_stdout(io.StringIO()) as summary:
+            raw = runner.test()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "coco_eval.txt").write_text(summary.getvalue())
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    report = getattr(model.backbone, "load_report", None)
+    if report is None:
+        raise RuntimeError("the MIMViT backbone holds no load_report: its init_weights did not run")
+    # CocoMetric returns nothing when the detector kept no box above its score threshold on any val image
+    # (it logs "The testing results of the whole dataset is empty"): no detection is AP 0, not a failure.
+    no_detections = not raw
+    missing = [k for k in METRIC_KEYS if k not in raw]
+    if missing and not no_detections:
+        raise RuntimeError(f"mmdet's CocoMetric returned no {missing} (got {sorted(raw)})")
+    metrics = {name: 100.0 * float(raw.get(key, 0.0)) for key, name in METRIC_KEYS.items()}
+    train_set, test_set = runner.train_dataloader.dataset, runner.test_dataloader.dataset
+    recipe_used = {**r, "world_size": world_size, "per_gpu_batch": r["batch_size"] // world_size}
+    precision = "fp16-amp" if cfg.optim_wrapper.type == "AmpOptimWrapper" else "fp32"
+    return dict(
+        protocol=PROTOCOL,
+        seed=seed,
+        metrics=metrics,
+        final_epoch=dict(iteration=r["max_iters"], train_loss=hook.losses[-1] if hook.losses else None),
+        history=hook.losses,
+        recipe=recipe_used,
+        load_report=copy.deepcopy(report),
+        timings=dict(
+            setup_s=setup_s,
+            train_s=train_s,
+            test_s=time.perf_counter() - train_start - train_s,
+            total_s=time.perf_counter() - start,
+        ),
+        data=dict(
+            root=str(coco_root),
+            dataset=type(test_set).__name__,
+            num_train=len(train_set),
+            num_val=len(test_set),
+            classes=list(test_set.metainfo["classes"]),
+            no_detections=no_detections,
+        ),
+        protocol_detail=(
+            f"COCO: {PROTOCOLS[r['protocol']][1]}, LSJ {r['image_size']} px "
+            f"(x{r['lsj_ratio_range'][0]}-{r['lsj_ratio_range'][1]}), window {r['window_size']} with global "
+            f"blocks {r['global_blocks']}, {r['max_iters']} it x batch {r['batch_size']}, layer decay "
+            f"{r['layer_decay']}; AP from mmdet's CocoMetric (pycocotools)"
+        ),
+        provenance_inputs=dict(
+            config=recipe_used,
+            world_size=world_size,
+            batch_size=r["batch_size"],
+            precision=precision,
+            seed=seed,
+            device="cuda" if on_gpu else "cpu",
+        ),
+    )

@@ -1,0 +1,120 @@
+"""Table 3: COCO detection and instance segmentation (Mask R-CNN, box and mask AP) on every method's
+pretrained encoder, fine-tuned end to end through mmdet.
+
+    python reproduce/table3.py [--budget tiny] [--methods mae,hpm] [--seeds N] [--checkpoint NAME=PATH ...]
+                               [--protocol vitdet|fpn_li2021] [--data-root DIR] [--work-dir DIR]
+                               [--equalize epochs|flops]
+
+For every discovered method (and variant) and every pretraining seed: pretrain, or reuse the finished run
+with the same run key (Table 1's checkpoints, when Table 1 ran with the same budget, seeds and work dir; a
+stale checkpoint is never reused). Then fine-tune Mask R-CNN on the budget's COCO-layout train split and
+evaluate it once on the val split with mmdet's COCO metric (``downstream/coco``: ViTDet by default, or
+``--protocol fpn_li2021``, Li et al.'s FPN on four blocks), write one record per encoder, and render Table 3
+(AP box, AP mask; markdown, CSV, LaTeX and the Table 3 section of RESULTS.md) with the papers' numbers and
+their protocols beside. A ``random-init`` row (the budget's ViT at MAE's initialisation, never pretrained) is
+the floor; ``--no-baseline`` leaves it out. One fine-tuning run (seed 0) per encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
+
+from downstream.coco.protocol import PROTOCOLS, RecipeError, resolve_recipe  # noqa: E402
+from downstream.datasets.coco_layout import check_coco_root  # noqa: E402
+from downstream.datasets.errors import DatasetError  # noqa: E402
+from reproduce import data_root  # noqa: E402
+from reproduce.budget import load_budget  # noqa: E402
+from reproduce.pipeline import (  # noqa: E402
+    Encoder,
+    Progress,
+    add_table_args,
+    eval_dir,
+    protocol_evaluator,
+    quiet_mmengine,
+    selected_methods,
+    table_stages,
+)
+from reproduce.table1 import DEFAULT_SEEDS  # noqa: E402
+from tables.render import render_table  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_table_args(
+        p, seeds_help="pretraining seeds per method (default: Table 1's, so its checkpoints are reused)"
+    )
+    p.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        default=None,
+        help="ViTDet (simple feature pyramid) or Li et al. 2021 (FPN on four blocks); default: the budget's",
+    )
+    return p.parse_args(argv)
+
+
+def check_coco(coco: Path, synthscenes: bool) -> None:
+    """Both splits' annotation files parse and every listed image exists (decoding is the run's)."""
+    from synthscenes.shapes import SHAPES
+
+    for split in ("train2017", "val2017"):
+        check_coco_root(coco, split, classes=SHAPES if synthscenes else None)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    quiet_mmengine()
+    cfg = load_budget(args.budget)
+    if args.equalize:
+        cfg.pretrain.equalize = args.equalize
+    work_dir = Path(args.work_dir)
+    data = data_root.prepare(cfg, args.data_root)
+    coco = data.root / "coco"
+    try:  # a bad recipe or COCO root stops the run now, in one line, not after hours of pretraining
+        resolve_recipe(cfg, args.protocol)
+        check_coco(coco, str(cfg.data.name).startswith("synthscenes"))
+    except (RecipeError, DatasetError) as e:
+        raise SystemExit(f"error: {e}") from None
+    names = selected_methods(args.methods)
+    pretrain_seeds = range(args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(cfg.budget, (1,))[0])
+
+    def run(enc: Encoder) -> dict:
+        from downstream.coco import run_coco
+
+        out = eval_dir(work_dir, cfg, enc, "coco")
+        progress = sys.stderr.isatty()
+        return run_coco(enc.path, cfg, coco, out, seed=0, protocol=args.protocol, progress=progress)
+
+    evaluate = protocol_evaluator(
+        "COCO Mask R-CNN", run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=work_dir, weight=1.0
+    )
+    stages = table_stages(
+        evaluate,
+        names,
+        pretrain_seeds,
+        cfg=cfg,
+        work_dir=work_dir,
+        data_root=args.data_root,
+        baseline=not args.no_baseline,
+        checkpoints=args.checkpoint,
+    )
+    Progress(stages).run()
+
+    rendered = render_table(
+        3,
+        work_dir,
+        cfg.budget,
+        Path(args.out_dir),
+        results_md=None if args.no_results_md else REPO / "RESULTS.md",
+    )
+    print(rendered.markdown)
+    return Path(args.out_dir) / cfg.budget / "table3.md"
+
+
+if __name__ == "__main__":
+    main()
