@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from downstream.backbone import (
@@ -29,7 +30,9 @@ def encoder_file(tmp_path_factory):
 
 
 def _build(registry: str, **kwargs) -> MIMViT:
-    return REGISTRIES[registry].build(dict(type="MIMViT", **kwargs))
+    # in the library's scope: a Runner that ran earlier in this process leaves its own default scope behind
+    with DefaultScope.overwrite_default_scope(registry):
+        return REGISTRIES[registry].build(dict(type="MIMViT", **kwargs))
 
 
 def test_pyramid_scales_follow_the_patch_size():
@@ -59,9 +62,10 @@ def test_multilevel_maps_have_strides_4_to_32_whatever_the_patch(registry, arch,
 
 def test_simple_pyramid_from_the_last_block_has_strides_4_to_64():
     backbone = _build("mmdet", arch="tiny", img_size=64, pyramid="last", window_size=4, global_blocks=(1, 3))
-    neck = MMDET_MODELS.build(
-        dict(type="SimpleFeaturePyramid", in_channels=128, out_channels=32, patch_size=8)
-    )
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        neck = MMDET_MODELS.build(
+            dict(type="SimpleFeaturePyramid", in_channels=128, out_channels=32, patch_size=8)
+        )
     assert isinstance(neck, SimpleFeaturePyramid)
     feats = backbone(torch.randn(1, 3, 64, 64))
     assert [tuple(f.shape) for f in feats] == [(1, 128, 8, 8)]
