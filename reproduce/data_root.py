@@ -30,6 +30,14 @@ class DataRoot:
         return self.root / "imagenet"
 
     @property
+    def ade20k(self) -> Path:
+        return self.root / "ade20k"
+
+    @property
+    def coco(self) -> Path:
+        return self.root / "coco"
+
+    @property
     def davis(self) -> Path:
         return self.root / "davis"
 

@@ -22,22 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from reproduce import data_root  # noqa: E402
-from reproduce.budget import load_budget  # noqa: E402
-from reproduce.pipeline import (  # noqa: E402
-    Progress,
-    add_table_args,
-    in1k_evaluator,
-    quiet_mmengine,
-    selected_methods,
-    table_stages,
-)
-from tables.render import render_table  # noqa: E402
-
-# Seeds per budget when --seeds is not given: (pretraining seeds, linear-probe seeds, fine-tune seeds).
-# Pretraining is the largest source of variance, so the recorded micro run varies it; the tiny default keeps
-# Table 1 near 15 minutes with one pretraining seed and a 3-seed probe on cached features.
-DEFAULT_SEEDS = {"micro": (3, 3, 1), "tiny": (1, 3, 1)}
+from reproduce.pipeline import DEFAULT_SEEDS, add_table_args, in1k_evaluator, prepare_table  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,37 +45,12 @@ def seeds_for(budget: str, requested: int | None) -> tuple[range, range, range]:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    quiet_mmengine()
-    cfg = load_budget(args.budget)
-    if args.equalize:
-        cfg.pretrain.equalize = args.equalize
-    work_dir = Path(args.work_dir)
-    data = data_root.prepare(cfg, args.data_root)
-    names = selected_methods(args.methods)
-    pretrain_seeds, probe_seeds, ft_seeds = seeds_for(cfg.budget, args.seeds)
+    t = prepare_table(args)
+    _, probe_seeds, ft_seeds = seeds_for(t.cfg.budget, args.seeds)
     skip = set(filter(None, args.skip.split(",")))
-    evaluate = in1k_evaluator(cfg, data, work_dir, probe_seeds, ft_seeds, skip)
-    stages = table_stages(
-        evaluate,
-        names,
-        pretrain_seeds,
-        cfg=cfg,
-        work_dir=work_dir,
-        data_root=args.data_root,
-        baseline=not args.no_baseline,
-        checkpoints=args.checkpoint,
-    )
-    Progress(stages).run()
-
-    rendered = render_table(
-        1,
-        work_dir,
-        cfg.budget,
-        Path(args.out_dir),
-        results_md=None if args.no_results_md else REPO / "RESULTS.md",
-    )
-    print(rendered.markdown if hasattr(rendered, "markdown") else rendered)
-    return Path(args.out_dir) / cfg.budget / "table1.md"
+    t.run(in1k_evaluator(t.cfg, t.data, t.work_dir, probe_seeds, ft_seeds, skip))
+    print(t.render(1).markdown)
+    return Path(args.out_dir) / t.cfg.budget / "table1.md"
 
 
 if __name__ == "__main__":

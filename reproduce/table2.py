@@ -24,23 +24,9 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from downstream.ade20k import run_ade20k  # noqa: E402
-from downstream.ade20k.protocol import RecipeError, num_classes_of, resolve_recipe  # noqa: E402
+from downstream.ade20k.protocol import num_classes_of, resolve_recipe  # noqa: E402
 from downstream.datasets.ade20k_layout import check_ade20k_root  # noqa: E402
-from downstream.datasets.errors import DatasetError  # noqa: E402
-from reproduce import data_root  # noqa: E402
-from reproduce.budget import load_budget  # noqa: E402
-from reproduce.pipeline import (  # noqa: E402
-    Encoder,
-    Progress,
-    add_table_args,
-    eval_dir,
-    protocol_evaluator,
-    quiet_mmengine,
-    selected_methods,
-    table_stages,
-)
-from reproduce.table1 import DEFAULT_SEEDS  # noqa: E402
-from tables.render import render_table  # noqa: E402
+from reproduce.pipeline import Encoder, add_table_args, eval_dir, prepare_table, protocol_evaluator  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,59 +37,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def check_data(cfg, ade20k_root: Path) -> dict:
+def check_data(cfg, data) -> dict:
     """The recipe and both splits of the ADE20K root, checked before anything runs (one-line errors)."""
     recipe = resolve_recipe(cfg)
     num_classes = num_classes_of(recipe["dataset"])
     for split in (recipe["train_split"], recipe["val_split"]):
-        check_ade20k_root(ade20k_root, split, num_classes=num_classes)
+        check_ade20k_root(data.ade20k, split, num_classes=num_classes)
     return recipe
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    quiet_mmengine()
-    cfg = load_budget(args.budget)
-    if args.equalize:
-        cfg.pretrain.equalize = args.equalize
-    work_dir = Path(args.work_dir)
-    data = data_root.prepare(cfg, args.data_root)
-    ade20k_root = data.root / "ade20k"
-    try:  # a bad recipe or ADE20K root stops the run now, in one line, not after hours of pretraining
-        check_data(cfg, ade20k_root)
-    except (RecipeError, DatasetError) as e:
-        raise SystemExit(f"error: {e}") from None
-    names = selected_methods(args.methods)
-    pretrain_seeds = range(args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(cfg.budget, (1,))[0])
+    t = prepare_table(args, check_data)
 
     def run(enc: Encoder) -> dict:
-        out = eval_dir(work_dir, cfg, enc, "ade20k")
-        return run_ade20k(enc.path, cfg, ade20k_root, out, seed=0, progress=sys.stderr.isatty())
+        out = eval_dir(t.work_dir, t.cfg, enc, "ade20k")
+        return run_ade20k(enc.path, t.cfg, t.data.ade20k, out, seed=0, progress=sys.stderr.isatty())
 
-    evaluate = protocol_evaluator(
-        "ADE20K UperNet", run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=work_dir, weight=1.0
-    )
-    stages = table_stages(
-        evaluate,
-        names,
-        pretrain_seeds,
-        cfg=cfg,
-        work_dir=work_dir,
-        data_root=args.data_root,
-        baseline=not args.no_baseline,
-        checkpoints=args.checkpoint,
-    )
-    Progress(stages).run()
-
-    rendered = render_table(
-        2,
-        work_dir,
-        cfg.budget,
-        Path(args.out_dir),
-        results_md=None if args.no_results_md else REPO / "RESULTS.md",
-    )
-    print(rendered.markdown)
-    return Path(args.out_dir) / cfg.budget / "table2.md"
+    label = "ADE20K UperNet"
+    t.run(protocol_evaluator(label, run, cfg=t.cfg, manifest_hash=t.data.manifest_hash, work_dir=t.work_dir))
+    print(t.render(2).markdown)
+    return Path(args.out_dir) / t.cfg.budget / "table2.md"
 
 
 if __name__ == "__main__":

@@ -25,23 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from downstream.coco.protocol import PROTOCOLS, RecipeError, resolve_recipe  # noqa: E402
+from downstream.coco.protocol import PROTOCOLS, resolve_recipe  # noqa: E402
 from downstream.datasets.coco_layout import check_coco_root  # noqa: E402
-from downstream.datasets.errors import DatasetError  # noqa: E402
-from reproduce import data_root  # noqa: E402
-from reproduce.budget import load_budget  # noqa: E402
-from reproduce.pipeline import (  # noqa: E402
-    Encoder,
-    Progress,
-    add_table_args,
-    eval_dir,
-    protocol_evaluator,
-    quiet_mmengine,
-    selected_methods,
-    table_stages,
-)
-from reproduce.table1 import DEFAULT_SEEDS  # noqa: E402
-from tables.render import render_table  # noqa: E402
+from reproduce.pipeline import Encoder, add_table_args, eval_dir, prepare_table, protocol_evaluator  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,52 +54,24 @@ def check_coco(coco: Path, synthscenes: bool) -> None:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    quiet_mmengine()
-    cfg = load_budget(args.budget)
-    if args.equalize:
-        cfg.pretrain.equalize = args.equalize
-    work_dir = Path(args.work_dir)
-    data = data_root.prepare(cfg, args.data_root)
-    coco = data.root / "coco"
-    try:  # a bad recipe or COCO root stops the run now, in one line, not after hours of pretraining
+
+    def check(cfg, data) -> None:
         resolve_recipe(cfg, args.protocol)
-        check_coco(coco, str(cfg.data.name).startswith("synthscenes"))
-    except (RecipeError, DatasetError) as e:
-        raise SystemExit(f"error: {e}") from None
-    names = selected_methods(args.methods)
-    pretrain_seeds = range(args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(cfg.budget, (1,))[0])
+        check_coco(data.coco, str(cfg.data.name).startswith("synthscenes"))
+
+    t = prepare_table(args, check)
 
     def run(enc: Encoder) -> dict:
         from downstream.coco import run_coco
 
-        out = eval_dir(work_dir, cfg, enc, "coco")
+        out = eval_dir(t.work_dir, t.cfg, enc, "coco")
         progress = sys.stderr.isatty()
-        return run_coco(enc.path, cfg, coco, out, seed=0, protocol=args.protocol, progress=progress)
+        return run_coco(enc.path, t.cfg, t.data.coco, out, seed=0, protocol=args.protocol, progress=progress)
 
-    evaluate = protocol_evaluator(
-        "COCO Mask R-CNN", run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=work_dir, weight=1.0
-    )
-    stages = table_stages(
-        evaluate,
-        names,
-        pretrain_seeds,
-        cfg=cfg,
-        work_dir=work_dir,
-        data_root=args.data_root,
-        baseline=not args.no_baseline,
-        checkpoints=args.checkpoint,
-    )
-    Progress(stages).run()
-
-    rendered = render_table(
-        3,
-        work_dir,
-        cfg.budget,
-        Path(args.out_dir),
-        results_md=None if args.no_results_md else REPO / "RESULTS.md",
-    )
-    print(rendered.markdown)
-    return Path(args.out_dir) / cfg.budget / "table3.md"
+    label = "COCO Mask R-CNN"
+    t.run(protocol_evaluator(label, run, cfg=t.cfg, manifest_hash=t.data.manifest_hash, work_dir=t.work_dir))
+    print(t.render(3).markdown)
+    return Path(args.out_dir) / t.cfg.budget / "table3.md"
 
 
 if __name__ == "__main__":

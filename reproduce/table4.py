@@ -25,24 +25,10 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from downstream.datasets.davis import check_davis_root  # noqa: E402
-from downstream.datasets.errors import DatasetError  # noqa: E402
 from downstream.davis import run_davis  # noqa: E402
-from downstream.davis.protocol import RecipeError, resolve_recipe  # noqa: E402
+from downstream.davis.protocol import resolve_recipe  # noqa: E402
 from downstream.davis.visualize import sequence_panel  # noqa: E402
-from reproduce import data_root  # noqa: E402
-from reproduce.budget import load_budget  # noqa: E402
-from reproduce.pipeline import (  # noqa: E402
-    Encoder,
-    Progress,
-    add_table_args,
-    eval_dir,
-    protocol_evaluator,
-    quiet_mmengine,
-    selected_methods,
-    table_stages,
-)
-from reproduce.table1 import DEFAULT_SEEDS  # noqa: E402
-from tables.render import render_table  # noqa: E402
+from reproduce.pipeline import Encoder, add_table_args, eval_dir, prepare_table, protocol_evaluator  # noqa: E402
 from tables.specs import row_order_key  # noqa: E402
 
 VISUALISATION = "table4_davis.png"
@@ -57,55 +43,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_data(cfg, data) -> dict:
+    """The recipe and the DAVIS root, checked before anything runs (one-line errors)."""
+    recipe = resolve_recipe(cfg)
+    check_davis_root(data.davis, recipe["split"], recipe["resolution"])
+    return recipe
+
+
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
-    quiet_mmengine()
-    cfg = load_budget(args.budget)
-    if args.equalize:
-        cfg.pretrain.equalize = args.equalize
-    work_dir = Path(args.work_dir)
-    data = data_root.prepare(cfg, args.data_root)
-    try:  # a bad recipe or DAVIS root stops the run now, in one line, not after hours of pretraining
-        recipe = resolve_recipe(cfg)
-        check_davis_root(data.davis, recipe["split"], recipe["resolution"])
-    except (RecipeError, DatasetError) as e:
-        raise SystemExit(f"error: {e}") from None
-    names = selected_methods(args.methods)
-    pretrain_seeds = range(args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(cfg.budget, (1,))[0])
+    t = prepare_table(args, check_data)
+    cfg, data, pretrain_seeds = t.cfg, t.data, t.pretrain_seeds
+    recipe = resolve_recipe(cfg)
     shown: dict[str, Path] = {}  # row -> predictions of its first pretraining seed, for the visualisation
     scores: dict[str, float] = {}
 
     def run(enc: Encoder) -> dict:
-        out = eval_dir(work_dir, cfg, enc, "davis")
+        out = eval_dir(t.work_dir, cfg, enc, "davis")
         result = run_davis(enc.path, cfg, data.davis, out, seed=0, progress=sys.stderr.isatty())
         if enc.pretrain_seed == pretrain_seeds[0]:  # the visualised row
             shown[enc.method] = Path(result["results_dir"])
             scores[enc.method] = result["metrics"]["JF_mean"]
         return result
 
-    evaluate = protocol_evaluator(
-        "DAVIS label propagation", run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=work_dir
-    )
-    stages = table_stages(
-        evaluate,
-        names,
-        pretrain_seeds,
-        cfg=cfg,
-        work_dir=work_dir,
-        data_root=args.data_root,
-        baseline=not args.no_baseline,
-        checkpoints=args.checkpoint,
-    )
-    Progress(stages).run()
+    label = "DAVIS label propagation"
+    t.run(protocol_evaluator(label, run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=t.work_dir))
 
     out = Path(args.out_dir) / cfg.budget
-    rendered = render_table(
-        4,
-        work_dir,
-        cfg.budget,
-        Path(args.out_dir),
-        results_md=None if args.no_results_md else REPO / "RESULTS.md",
-    )
+    rendered = t.render(4)
     rows = sorted(shown, key=row_order_key)
     panel = sequence_panel(
         data.davis,

@@ -187,7 +187,7 @@ def test_table4_stops_early_on_a_bad_davis_root(tmp_path, monkeypatch):
     data = tmp_path / "data"
     (data / "imagenet").mkdir(parents=True)
     monkeypatch.setattr(
-        table4.data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test")
+        data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test")
     )
     with pytest.raises(SystemExit) as e:
         table4.main(["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])

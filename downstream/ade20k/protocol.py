@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from downstream.in1k.models import encoder_arch
+from downstream.mm_run import DenseRunHook, check_device, train_then_test, unwrap
 from methods.backbone import resolve_arch
 
 PROTOCOL = "ade20k"
@@ -243,65 +240,6 @@ def build_config(
 # ---------------------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------------------
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if is_model_wrapper(model) else model
-
-
-class RunSummaryHook(Hook):
-    """Checks the loaded encoder is intact at the first step, records the training loss and shows a progress
-    bar over iterations."""
-
-    priority = "LOW"
-
-    def __init__(self, progress: bool = True, desc: str = "ADE20K UperNet") -> None:
-        self.progress, self.desc = progress, desc
-        self.losses: list[float] = []
-        self._bar = None
-
-    def before_train(self, runner) -> None:
-        # The Runner has initialised every module by now: the ViT must still hold what the strict loader put
-        from downstream.optim import find_vit
-        from methods.backbone import tensors_sha256
-
-        backbone = unwrap(runner.model).backbone
-        report = getattr(backbone, "load_report", None)
-        if report is not None:
-            _, vit = find_vit(backbone)
-            if tensors_sha256(vit.state_dict()) != report["sha256"]:
-                raise RuntimeError("ade20k: the encoder's weights changed between loading and the first step")
-        if self.progress and runner.rank == 0:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=runner.max_iters, desc=self.desc, unit="it", leave=False, file=sys.stderr)
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        loss = float(torch.as_tensor(outputs["loss"]).detach()) if outputs and "loss" in outputs else math.nan
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"ade20k: loss is {loss} at iteration {runner.iter + 1}")
-        self.losses.append(loss)
-        if self._bar is not None:
-            lr = runner.optim_wrapper.optimizer.param_groups[-1]["lr"]
-            self._bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False)
-            self._bar.update(1)
-
-    def after_train(self, runner) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _check_device(device: str | torch.device | None) -> str:
-    """mmengine's Runner places the model itself (CUDA when available): a different request is refused."""
-    from mmengine.device import get_device
-
-    placed = get_device()
-    if device is not None and torch.device(device).type != torch.device(placed).type:
-        raise ValueError(
-            f"ade20k: mmengine's Runner runs on {placed!r}, not {str(device)!r} "
-            "(hide the GPUs with CUDA_VISIBLE_DEVICES= to run on the CPU)"
-        )
-    return placed
-
-
 #: mmseg's notices about its own defaults, printed on every run; the values they name are the protocol's.
 _KNOWN_WARNINGS = (
     r"Default ``avg_non_ignore`` is False",  # mmseg's CrossEntropyLoss default, as the MAE config runs it
@@ -329,38 +267,23 @@ def run_ade20k(
     final iteration), ``final_epoch``, ``recipe``, ``load_report`` (the strict loader's), ``timings``,
     ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols."""
     from mmengine.dist import get_dist_info
-    from mmengine.runner import Runner
 
     from reproduce.pipeline import quiet_mmengine
 
     start = time.perf_counter()
     r = resolve_recipe(budget_cfg, recipe)
-    placed = _check_device(device)
+    placed = check_device(device, PROTOCOL)
     on_gpu = placed == "cuda"
     _, world_size = get_dist_info()
     cfg = build_config(r, encoder_path, ade20k_root, work_dir, seed, world_size=world_size, on_gpu=on_gpu)
     cfg.launcher = launcher
     quiet_mmengine()
-    with warnings.catch_warnings():
-        for message in _KNOWN_WARNINGS:
-            warnings.filterwarnings("ignore", message=message)
-        runner = Runner.from_cfg(cfg)
-        summary = RunSummaryHook(progress, desc=f"ADE20K UperNet seed {seed}")
-        runner.register_hook(summary)
-        setup_s = time.perf_counter() - start
-        train_start = time.perf_counter()
-        runner.train()
-        train_s = time.perf_counter() - train_start
-        test_start = time.perf_counter()
-        scores = runner.test()
-        test_s = time.perf_counter() - test_start
-
-    backbone = unwrap(runner.model).backbone
-    report = getattr(backbone, "load_report", None)
-    if report is None:  # the adapter always loads a file it is given; an absent report is a broken run
-        raise RuntimeError(f"ade20k: the backbone holds no load report for {encoder_path}")
+    hook = DenseRunHook(PROTOCOL, progress, desc=f"ADE20K UperNet seed {seed}")
+    run = train_then_test(cfg, hook, start=start, ignore_warnings=_KNOWN_WARNINGS)
+    runner, backbone, report = run.runner, unwrap(run.runner.model).backbone, run.load_report
+    train_s = run.timings["train_s"]
     # IoUMetric rounds to 2 decimals in float32; the record keeps those 2 decimals
-    scores = {k.split("/")[-1]: round(float(v), 2) for k, v in scores.items()}
+    scores = {k.split("/")[-1]: round(float(v), 2) for k, v in run.scores.items()}
     metrics = {k: scores[k] for k in ("mIoU", "aAcc")}
     blocks = [int(i) for i in backbone.out_indices]
     train_set = runner.train_loop.dataloader.dataset
@@ -378,19 +301,13 @@ def run_ade20k(
         metrics=metrics,
         final_epoch=dict(
             iter=r["iters"],
-            train_loss=summary.losses[-1] if summary.losses else math.nan,
+            train_loss=hook.losses[-1] if hook.losses else math.nan,
             mAcc=scores["mAcc"],
             **metrics,
         ),
         recipe=recipe_used,
         load_report=report,
-        timings=dict(
-            setup_s=setup_s,
-            train_s=train_s,
-            test_s=test_s,
-            total_s=time.perf_counter() - start,
-            train_images_per_s=r["iters"] * r["batch_size"] / max(train_s, 1e-9),
-        ),
+        timings=dict(**run.timings, train_images_per_s=r["iters"] * r["batch_size"] / max(train_s, 1e-9)),
         data=dict(
             root=str(ade20k_root),
             dataset=r["dataset"],

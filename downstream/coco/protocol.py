@@ -17,12 +17,8 @@ goes into the result. The model after the last iteration is evaluated once (no s
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import math
 import os
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,10 +26,9 @@ from typing import Any
 
 import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from downstream.in1k.models import encoder_arch
+from downstream.mm_run import DenseRunHook, check_device, train_then_test
 from tables.records import DEFAULT_RECIPE
 
 PROTOCOL = "coco"
@@ -272,38 +267,6 @@ def detector_config(
 # ---------------------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------------------
-class CocoRunHook(Hook):
-    """Progress over iterations (loss, lr), the training-loss history, and a stop on a non-finite loss that
-    names the iteration."""
-
-    priority = "LOW"
-
-    def __init__(self, progress: bool = True, desc: str = "COCO Mask R-CNN") -> None:
-        self.progress, self.desc = progress, desc
-        self.losses: list[float] = []
-        self._bar = None
-
-    def before_train(self, runner) -> None:
-        if self.progress and runner.rank == 0:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=runner.max_iters, desc=self.desc, unit="it", leave=False, file=sys.stderr)
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        loss = float(torch.as_tensor(outputs["loss"]).detach()) if outputs and "loss" in outputs else math.nan
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"COCO fine-tuning: loss is {loss} at iteration {runner.iter + 1}")
-        self.losses.append(loss)
-        if self._bar is not None:
-            lr = runner.optim_wrapper.optimizer.param_groups[-1]["lr"]
-            self._bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False)
-            self._bar.update(1)
-
-    def after_train(self, runner) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def run_coco(
     encoder_path: str | os.PathLike,
     budget_cfg: Mapping[str, Any],
@@ -326,18 +289,10 @@ def run_coco(
     ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols.
     """
     from mmengine.dist import get_dist_info
-    from mmengine.registry import DefaultScope
-    from mmengine.runner import Runner
 
     start = time.perf_counter()
     r = resolve_recipe(budget_cfg, protocol)
-    on_gpu = torch.cuda.is_available()
-    if device is not None and (torch.device(device).type == "cuda") != on_gpu:
-        # mmengine's Runner places the model on the visible GPU, if any
-        raise ValueError(
-            f"device {device!r}: mmengine runs on {'cuda' if on_gpu else 'cpu'} here "
-            "(hide the GPU with CUDA_VISIBLE_DEVICES='' to run on the CPU)"
-        )
+    on_gpu = check_device(device, "COCO fine-tuning") == "cuda"
     _, world_size = get_dist_info()
     synthscenes = str(budget_cfg.get("data", {}).get("name", "")).startswith("synthscenes")
     arch = encoder_arch(encoder_path)
@@ -358,23 +313,12 @@ def run_coco(
     cfg.experiment_name = f"coco-{r['protocol']}-seed{seed}"
     # a fresh visualizer per run: mmengine keeps one instance per name for the whole process
     cfg.visualizer = dict(cfg.visualizer, name=f"{cfg.experiment_name}-{time.time_ns()}")
-    hook = CocoRunHook(progress, desc=f"COCO {r['protocol']} seed {seed}")
-    with DefaultScope.overwrite_default_scope("mmdet"):
-        runner = Runner.from_cfg(cfg)
-        runner.register_hook(hook)
-        setup_s = time.perf_counter() - start
-        train_start = time.perf_counter()
-        runner.train()
-        train_s = time.perf_counter() - train_start
-        # pycocotools prints its summary tables on stdout: they go to a file beside the run's logs
-        with contextlib.redirect_stdout(io.StringIO()) as summary:
-            raw = runner.test()
+    hook = DenseRunHook("COCO fine-tuning", progress, desc=f"COCO {r['protocol']} seed {seed}")
+    run = train_then_test(cfg, hook, start=start, scope="mmdet")
+    runner, raw, report = run.runner, run.scores, run.load_report
+    # pycocotools prints its summary tables on stdout: they go to a file beside the run's logs
     work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "coco_eval.txt").write_text(summary.getvalue())
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    report = getattr(model.backbone, "load_report", None)
-    if report is None:
-        raise RuntimeError("the MIMViT backbone holds no load_report: its init_weights did not run")
+    (work_dir / "coco_eval.txt").write_text(run.stdout)
     # CocoMetric returns nothing when the detector kept no box above its score threshold on any val image
     # (it logs "The testing results of the whole dataset is empty"): no detection is AP 0, not a failure.
     no_detections = not raw
@@ -393,12 +337,7 @@ def run_coco(
         history=hook.losses,
         recipe=recipe_used,
         load_report=copy.deepcopy(report),
-        timings=dict(
-            setup_s=setup_s,
-            train_s=train_s,
-            test_s=time.perf_counter() - train_start - train_s,
-            total_s=time.perf_counter() - start,
-        ),
+        timings=run.timings,
         data=dict(
             root=str(coco_root),
             dataset=type(test_set).__name__,
