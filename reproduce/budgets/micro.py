@@ -107,15 +107,15 @@ finetune = dict(
 knn = dict(k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=256, num_workers=0)
 
 # ---- ADE20K semantic segmentation (downstream/ade20k): mmseg's MAE/UperNet protocol (base.py gives each
-# paper value and its source) on SynthScenes' ADE20K layout: 512 train / 128 val images at 32 px, 8 shape
-# classes, background ignored. Scaled: the crop is the image size (the ViT's pretraining size), the resize
-# scale keeps the paper's 4:1 box around it, the heads are as wide as the ViT (BEiT's rule), the slide stride
-# is 2/3 of the window (341/512). Pilot (2026-11-25, 1 shared thread; mIoU random-init / micro MAE seed 0):
-# 100 iters x batch 8 at lr 1e-4: 6.2 / 5.2, 3e-4: 4.7 / 4.5, 1e-3: 2.8 / 3.8, 3e-3: 2.6 / 1.9; 200 iters at
-# 3e-4: 3.5 / 3.7. The loss falls slowly (0.78 -> 0.72 in 200 iters): telling 8 shapes apart per pixel at
-# 32 px needs far more steps than ~20 s allow, so micro mIoU sits near its floor (one class everywhere gives
-# ~2) and Table 2 at micro checks the pipeline, not the methods. A run takes ~16 s (setup 3, train 11, test
-# 2 s).
+# paper value and its source) on SynthScenes' ADE20K layout: 512 train / 128 val images at 32 px, 1-3 shapes
+# (synthscenes_micro.py), 8 shape classes, background ignored. Scaled: the crop is the image size (the ViT's
+# pretraining size), the resize scale keeps the paper's 4:1 box around it, the heads are as wide as the ViT
+# (BEiT's rule), the slide stride is 2/3 of the window (341/512). Pilot (2026-11-25, 1 shared thread; mIoU
+# random-init / micro MAE seed 0, small shapes): 100 iters x batch 8 at lr 1e-4: 6.2 / 5.2, 3e-4: 4.7 / 4.5,
+# 1e-3: 2.8 / 3.8, 3e-3: 2.6 / 1.9; 200 iters at 3e-4: 3.5 / 3.7; large shapes, random-init: 1e-4: 6.1,
+# 1e-3: 4.8. Guessing at random gives ~6.7 (1/15): telling 8 shapes apart per pixel takes ~1500 iterations
+# (tiny.py), so micro mIoU sits at chance and Table 2 at micro checks the pipeline, not the methods. A run
+# takes ~16 s (setup 3, train 11, test 2 s).
 ade20k = dict(
     dataset="SynthScenesSegDataset",
     train_split="training",
