@@ -26,6 +26,7 @@ from mmengine.config import Config
 
 from downstream.in1k.models import encoder_arch
 from downstream.mm_run import DenseRunHook, check_device, train_then_test, unwrap
+from downstream.recipe import budget_file, check_ints, checked_section
 from methods.backbone import resolve_arch
 
 PROTOCOL = "ade20k"
@@ -79,27 +80,13 @@ class RecipeError(ValueError):
 
 def resolve_recipe(budget_cfg: Mapping[str, Any], recipe: str = DEFAULT_RECIPE) -> dict[str, Any]:
     """The budget's ``ade20k`` section, checked key by key (a one-line error names the key), plus ``name``."""
-    name = budget_cfg.get("budget", "?")
-    where = f"reproduce/budgets/{name}.py"
     if recipe != DEFAULT_RECIPE:
         raise RecipeError(f"unknown ADE20K recipe {recipe!r}; known: {DEFAULT_RECIPE}")
-    if PROTOCOL not in budget_cfg:
-        raise RecipeError(f"budget {name!r} has no 'ade20k' section ({where})")
-    section = budget_cfg[PROTOCOL]
-    r = section.to_dict() if hasattr(section, "to_dict") else dict(section)
-    missing = [k for k in RECIPE_KEYS if k not in r]
-    unknown = sorted(set(r) - set(RECIPE_KEYS) - {"name"})
-    if missing or unknown:
-        what = [f"missing {missing}"] * bool(missing) + [f"unknown {unknown}"] * bool(unknown)
-        raise RecipeError(f"{where}: ade20k section: {'; '.join(what)}")
-    for key, allowed in CHOICES.items():
-        if r[key] not in allowed:
-            raise RecipeError(f"{where}: ade20k.{key} = {r[key]!r}; implemented: {list(allowed)}")
-    for key in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
-        low = 1 if key in _POSITIVE_INTS else 0
-        if not isinstance(r[key], int) or isinstance(r[key], bool) or r[key] < low:
-            kind = "a positive" if low else "a non-negative"
-            raise RecipeError(f"{where}: ade20k.{key} = {r[key]!r} must be {kind} integer")
+    where = budget_file(budget_cfg)
+    r = checked_section(budget_cfg, PROTOCOL, RECIPE_KEYS, RecipeError, CHOICES)
+    check_ints(
+        r, PROTOCOL, RecipeError, where=where, positive=_POSITIVE_INTS, non_negative=_NON_NEGATIVE_INTS
+    )
     for key, size in (("scale", 2), ("ratio_range", 2), ("betas", 2)):
         if len(r[key]) != size:
             raise RecipeError(f"{where}: ade20k.{key} = {r[key]!r} must hold {size} values")

@@ -29,6 +29,7 @@ from mmengine.config import Config
 
 from downstream.in1k.models import encoder_arch
 from downstream.mm_run import DenseRunHook, check_device, train_then_test
+from downstream.recipe import budget_file, check_ints, checked_section
 from tables.records import DEFAULT_RECIPE
 
 PROTOCOL = "coco"
@@ -111,26 +112,13 @@ def resolve_recipe(budget_cfg: Mapping[str, Any], protocol: str | None = None) -
     """The budget's ``coco`` section, checked key by key (a one-line error names the key). ``protocol``
     overrides the section's; the result's ``name`` is the shared default recipe name when the budget's own
     protocol runs, else the protocol (so its records and table rows stay apart)."""
-    name = budget_cfg.get("budget", "?")
-    where = f"reproduce/budgets/{name}.py"
-    if PROTOCOL not in budget_cfg:
-        raise RecipeError(f"budget {name!r} has no 'coco' section ({where})")
-    section = budget_cfg[PROTOCOL]
-    r = section.to_dict() if hasattr(section, "to_dict") else dict(section)
-    missing = [k for k in RECIPE_KEYS if k not in r]
-    unknown = sorted(set(r) - set(RECIPE_KEYS) - {"name"})
-    if missing or unknown:
-        what = [f"missing {missing}"] * bool(missing) + [f"unknown {unknown}"] * bool(unknown)
-        raise RecipeError(f"{where}: coco section: {'; '.join(what)}")
+    where = budget_file(budget_cfg)
+    r = checked_section(budget_cfg, PROTOCOL, RECIPE_KEYS, RecipeError)
     chosen = protocol or r["protocol"]
     if chosen not in PROTOCOLS:
         raise RecipeError(f"{where}: coco protocol {chosen!r}; implemented: {list(PROTOCOLS)}")
-    for key in _POSITIVE_INTS:
-        if not isinstance(r[key], int) or isinstance(r[key], bool) or r[key] < 1:
-            raise RecipeError(f"{where}: coco.{key} = {r[key]!r} must be a positive integer")
-    for key in ("num_workers", "checkpoint_interval", "warmup_iters"):
-        if not isinstance(r[key], int) or r[key] < 0:
-            raise RecipeError(f"{where}: coco.{key} = {r[key]!r} must be a non-negative integer")
+    non_negative = ("num_workers", "checkpoint_interval", "warmup_iters")
+    check_ints(r, PROTOCOL, RecipeError, where=where, positive=_POSITIVE_INTS, non_negative=non_negative)
     if len(r["lsj_ratio_range"]) != 2 or not 0 < r["lsj_ratio_range"][0] <= r["lsj_ratio_range"][1]:
         raise RecipeError(f"{where}: coco.lsj_ratio_range = {r['lsj_ratio_range']!r} must be (low, high)")
     if list(r["lr_steps"]) != sorted(r["lr_steps"]) or any(s > r["max_iters"] for s in r["lr_steps"]):

@@ -39,6 +39,7 @@ from downstream.davis.propagation import (
     labels_to_ids,
 )
 from downstream.in1k.models import encoder_arch
+from downstream.recipe import budget_file, check_ints, checked_section
 from methods.backbone import ViT, build_vit, load_encoder, read_encoder
 from synthscenes.appearance import voc_palette
 
@@ -82,25 +83,12 @@ class RecipeError(ValueError):
 
 def resolve_recipe(budget_cfg: Mapping[str, Any], recipe: str = DEFAULT_RECIPE) -> dict[str, Any]:
     """The budget's ``davis`` section, checked key by key (a one-line error names the key), plus ``name``."""
-    name = budget_cfg.get("budget", "?")
-    where = f"reproduce/budgets/{name}.py"
     if recipe != DEFAULT_RECIPE:
         raise RecipeError(f"unknown DAVIS recipe {recipe!r}; known: {DEFAULT_RECIPE}")
-    if PROTOCOL not in budget_cfg:
-        raise RecipeError(f"budget {name!r} has no 'davis' section ({where})")
-    section = budget_cfg[PROTOCOL]
-    r = section.to_dict() if hasattr(section, "to_dict") else dict(section)
-    missing = [k for k in RECIPE_KEYS if k not in r]
-    unknown = sorted(set(r) - set(RECIPE_KEYS) - {"name"})
-    if missing or unknown:
-        what = [f"missing {missing}"] * bool(missing) + [f"unknown {unknown}"] * bool(unknown)
-        raise RecipeError(f"{where}: davis section: {'; '.join(what)}")
-    for key, allowed in CHOICES.items():
-        if r[key] not in allowed:
-            raise RecipeError(f"{where}: davis.{key} = {r[key]!r}; implemented: {list(allowed)}")
-    for key in ("short_side", "long_side_multiple", "topk", "feature_batch_size"):
-        if not isinstance(r[key], int) or r[key] < 1:
-            raise RecipeError(f"{where}: davis.{key} = {r[key]!r} must be a positive integer")
+    where = budget_file(budget_cfg)
+    r = checked_section(budget_cfg, PROTOCOL, RECIPE_KEYS, RecipeError, CHOICES)
+    positive = ("short_side", "long_side_multiple", "topk", "feature_batch_size")
+    check_ints(r, PROTOCOL, RecipeError, where=where, positive=positive)
     for key in ("mean", "std"):
         if len(r[key]) != 3:
             raise RecipeError(f"{where}: davis.{key} = {r[key]!r} must hold 3 values (R, G, B)")
