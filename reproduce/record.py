@@ -2,7 +2,7 @@
 several pretraining seeds and write every cell (mean, spread over pretraining seeds, provenance) to
 ``tables/recorded/<budget>.csv``.
 
-    python reproduce/record.py --budget micro [--seeds 3] [--work-dir DIR] [--tables 1,4,5] [--merge]
+    python reproduce/record.py --budget micro [--seeds 3] [--work-dir DIR] [--tables 1,2,3,4,5] [--merge]
 
 ``--merge`` re-records only the tables named by ``--tables`` and keeps the CSV's cells of the others (a new
 protocol's table, without re-running the rest).
@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default=None, help="CSV to write (default: tables/recorded/<budget>.csv)")
     p.add_argument(
         "--tables",
-        default="1,4,5",
-        help="tables to run, in one work dir (Tables 2-5 reuse Table 1's runs); default: 1,4,5, the tables "
-        "the regression test compares (Tables 2 and 3 are not calibrated for it yet)",
+        default="1,2,3,4,5",
+        help="tables to run, in one work dir (Tables 2-5 reuse Table 1's runs); default: all five, the "
+        "tables the regression test compares",
     )
     p.add_argument(
         "--merge",

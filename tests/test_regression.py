@@ -1,5 +1,5 @@
-"""The micro regression: re-run Tables 1, 4 and 5 on the micro budget with one pretraining seed (Tables 4
-and 5 reuse Table 1's checkpoints) and compare every cell with ``tables/recorded/micro.csv`` (written by
+"""The micro regression: re-run Tables 1-5 on the micro budget with one pretraining seed (Tables 2-5 reuse
+Table 1's checkpoints) and compare every cell with ``tables/recorded/micro.csv`` (written by
 ``python reproduce/record.py --budget micro``), within the tolerance ``tables.regression.tolerance``
 derives from the recorded spread over pretraining seeds.
 
@@ -15,14 +15,14 @@ import warnings
 
 import pytest
 
-from reproduce import table1, table4, table5
+from reproduce import table1, table2, table3, table4, table5
 from tables import regression
 from tables.specs import BASELINE
 
 pytestmark = pytest.mark.slow
 
 RECORDED = regression.recorded_path("micro")
-TABLES = (1, 4, 5)  # the tables the regression re-runs and compares
+TABLES = (1, 2, 3, 4, 5)  # the tables the regression re-runs and compares
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def recorded():
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    """One work dir for every table: Tables 4 and 5 reuse Table 1's runs (and the CLIP teacher) by run key."""
+    """One work dir for every table: Tables 2-5 reuse Table 1's runs (and the CLIP teacher) by run key."""
     return tmp_path_factory.mktemp("regression")
 
 
@@ -54,7 +54,8 @@ def current(recorded, work):
     args = ["--budget", "micro", "--seeds", "1", "--work-dir", str(work)]
     args += ["--out-dir", str(work / "out"), "--no-results-md"]
     table1.main([*args, "--methods", ",".join(recorded_methods)])
-    table4.main([*args, "--methods", ",".join(recorded_methods)])  # Table 1's checkpoints (same run keys)
+    for table in (table2, table3, table4):  # on Table 1's checkpoints (same run keys)
+        table.main([*args, "--methods", ",".join(recorded_methods)])
     rows5 = {c.row for c in recorded if c.table == "table5"}
     table5.main([*args, "--rows", ",".join(r for r in table5.rows() if r in rows5)])
     return regression.cells_from_records(work, "micro", [regression.TABLES[t] for t in TABLES])
