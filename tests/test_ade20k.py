@@ -253,9 +253,7 @@ def test_table2_stops_early_on_a_bad_ade20k_root(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "pretrain_encoder", lambda *a, **k: calls.append(a))
     data = tmp_path / "data"
     (data / "ade20k" / "images" / "training").mkdir(parents=True)
-    monkeypatch.setattr(
-        data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test")
-    )
+    monkeypatch.setattr(data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test"))
     with pytest.raises(SystemExit) as e:
         table2.main(["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])
     assert str(e.value).startswith("error: ") and "ade20k/annotations/training" in str(e.value)

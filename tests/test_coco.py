@@ -191,9 +191,7 @@ def test_table3_stops_early_on_a_bad_coco_root(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "pretrain_encoder", lambda *a, **k: calls.append(a))
     data = tmp_path / "data"
     (data / "coco").mkdir(parents=True)
-    monkeypatch.setattr(
-        data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test")
-    )
+    monkeypatch.setattr(data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test"))
     with pytest.raises(SystemExit) as e:
         table3.main(["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])
     message = str(e.value)
