@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from downstream.datasets.imagenet import ImageFolderDataset
@@ -29,6 +28,7 @@ from downstream.in1k import metrics as _metrics  # noqa: F401  (registers TopKAc
 from downstream.in1k.data import MMClassification, eval_transform, finetune_train_transform
 from downstream.in1k.models import FineTuneClassifier, finetune_vit
 from downstream.in1k.recipes import resolve_recipe
+from downstream.mm_run import unwrap
 from downstream.optim import LayerDecayOptimWrapperConstructor, WarmupCosineLrHook  # noqa: F401  (registered)
 from methods.backbone import tensors_sha256
 
@@ -77,10 +77,6 @@ class RunSummaryHook(Hook):
     def after_train(self, runner) -> None:
         if self._bar is not None:
             self._bar.close()
-
-
-def unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 def _mixup(r: Mapping[str, Any], num_classes: int):
