@@ -1,16 +1,21 @@
 # The two commands of the quick start are `make reproduce` and `make test`; both set up the environment first.
+# `make test-fast` is the tier to run after every change (unit, parity, golden traces, mutations: ~4 min);
+# `make test` runs it, then the end-to-end tests (pretraining budgets, table scripts, the micro regression).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup test lint reproduce format clean
+.PHONY: setup test test-fast lint reproduce format clean
 
 setup:
 	@bash scripts/setup_env.sh
 
-test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+test-fast: setup
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+test: test-fast
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

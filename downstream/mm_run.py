@@ -112,12 +112,14 @@ def train_then_test(
     start: float,
     scope: str | None = None,
     ignore_warnings: Iterable[str] = (),
+    hooks: Iterable[Hook] = (),
 ) -> DenseRun:
     """Build the Runner from ``cfg``, train it with ``hook`` registered, then test once (no selection).
 
     ``scope``: the registry default scope to build in (mmdet's registries are not mmengine's default);
     ``ignore_warnings``: the library's notices about its own defaults; stdout during the test (pycocotools'
-    summary tables) is captured into ``DenseRun.stdout``. ``start`` is when the run began (setup time)."""
+    summary tables) is captured into ``DenseRun.stdout``. ``start`` is when the run began (setup time).
+    ``hooks``: more hooks to register (the golden traces record every iteration through one)."""
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
@@ -126,7 +128,8 @@ def train_then_test(
         for message in ignore_warnings:
             warnings.filterwarnings("ignore", message=message)
         runner = Runner.from_cfg(cfg)
-        runner.register_hook(hook)
+        for h in (hook, *hooks):
+            runner.register_hook(h)
         train_start = time.perf_counter()
         runner.train()
         test_start = time.perf_counter()

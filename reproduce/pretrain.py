@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,12 @@ def expected_world_size(launcher: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
+    return run(parse_args(argv))
+
+
+def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+    """Pretrain as the command line ``args`` say; ``hooks`` are added to the Runner (the golden traces record
+    every step through one). Returns the summary (``record``, ``encoder`` paths)."""
     cfg = budgets.load_budget(args.budget)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -322,6 +328,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env_cfg=dict(dist_cfg=dict(backend="nccl" if on_gpu else "gloo")),
         default_scope="mmengine",
     )
+    for hook in hooks:
+        runner.register_hook(hook)
     wall_start = time.perf_counter()
     runner.train()
     wall = time.perf_counter() - wall_start

@@ -391,7 +391,7 @@ def linear_probe(
     with single_thread(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = probe_head(train_x.shape[1], num_classes, r["head_init_std"])
-        optimizer = build_probe_optimizer(head, r, lr)
+        optimizer = build_probe_optimizer(head.parameters(), r, lr)
         history = train_probe_head(
             head, _cached(train_x, train_y, batch, r["epochs"], seed), optimizer, r, lr, steps_per_epoch
         )

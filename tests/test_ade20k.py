@@ -218,6 +218,7 @@ def test_run_ade20k_on_micro_gives_a_record(micro, micro_data, tmp_path):
     assert "stride 21" in record.extra["protocol_detail"]
 
 
+@pytest.mark.e2e
 def test_table2_renders(micro, tmp_path, monkeypatch):
     """Table 2 end to end on a 3-iteration micro budget; pretraining is replaced by a random-init encoder
     labelled 'mae' (what is under test is the table script, not MAE)."""

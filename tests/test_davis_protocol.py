@@ -161,7 +161,7 @@ def test_bench_runs_small_and_labels_are_identical():
     assert set(r["speedup"]) == {"window", "propagate_per_frame", "end_to_end"}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_table4_renders_with_its_visualisation(tmp_path):
     from reproduce import table4
 

@@ -19,7 +19,7 @@ from reproduce import table1, table2, table3, table4, table5
 from tables import regression
 from tables.specs import BASELINE
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 RECORDED = regression.recorded_path("micro")
 TABLES = (1, 2, 3, 4, 5)  # the tables the regression re-runs and compares

@@ -8,7 +8,7 @@ import methods
 from reproduce import table1
 from tables.specs import BASELINE
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def test_a_copy_of_the_mae_folder_appears_as_a_table1_row(mae_copy, tmp_path):

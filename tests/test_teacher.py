@@ -133,7 +133,7 @@ def test_paper_scale_without_the_openai_file_stops_with_one_line(tmp_path):
         teachers.teacher_inputs("cmtmae", cfg, {"teacher_file": None}, tmp_path)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_pretraining_uses_the_teacher_and_records_its_cost(tmp_path, monkeypatch):
     """Two CMT-MAE steps on micro with a stand-in teacher file: the model loads it, the pretraining record
     carries its cost (Table 1's Teacher training column) and the teacher's key is part of the run key."""

@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 
 from downstream.in1k.models import encoder_arch
 from downstream.mm_run import DenseRunHook, check_device, train_then_test, unwrap
@@ -247,12 +248,14 @@ def run_ade20k(
     progress: bool = True,
     device: str | torch.device | None = None,
     launcher: str = "none",
+    hooks: Sequence[Hook] = (),
 ) -> dict[str, Any]:
     """Train UperNet on the encoder for the budget's ``ade20k.iters`` iterations, then test once.
 
     Returns ``protocol``, ``seed``, ``metrics`` (``mIoU``, ``aAcc`` in %, from mmseg's ``IoUMetric`` after the
     final iteration), ``final_epoch``, ``recipe``, ``load_report`` (the strict loader's), ``timings``,
-    ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols."""
+    ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols. ``hooks`` are added to
+    the Runner."""
     from mmengine.dist import get_dist_info
 
     from reproduce.pipeline import quiet_mmengine
@@ -266,7 +269,7 @@ def run_ade20k(
     cfg.launcher = launcher
     quiet_mmengine()
     hook = DenseRunHook(PROTOCOL, progress, desc=f"ADE20K UperNet seed {seed}")
-    run = train_then_test(cfg, hook, start=start, ignore_warnings=_KNOWN_WARNINGS)
+    run = train_then_test(cfg, hook, start=start, ignore_warnings=_KNOWN_WARNINGS, hooks=hooks)
     runner, backbone, report = run.runner, unwrap(run.runner.model).backbone, run.load_report
     train_s = run.timings["train_s"]
     # IoUMetric rounds to 2 decimals in float32; the record keeps those 2 decimals

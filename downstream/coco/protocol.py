@@ -20,12 +20,13 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 
 from downstream.in1k.models import encoder_arch
 from downstream.mm_run import DenseRunHook, check_device, train_then_test
@@ -267,6 +268,7 @@ def run_coco(
     device: str | torch.device | None = None,
     launcher: str = "none",
     log_level: str = "WARNING",
+    hooks: Sequence[Hook] = (),
 ) -> dict[str, Any]:
     """Fine-tune Mask R-CNN on ``coco_root/train2017`` for the recipe's iterations, then evaluate once on
     ``coco_root/val2017`` with mmdet's ``CocoMetric``.
@@ -274,7 +276,8 @@ def run_coco(
     ``budget_cfg['coco']`` holds the recipe; ``protocol`` (``vitdet`` | ``fpn_li2021``) overrides its
     protocol. Returns ``protocol``, ``seed``, ``metrics`` (``AP_box``, ``AP_mask`` and their AP50/AP75, in
     %), ``final_epoch`` (the last iteration's loss), ``history``, ``recipe``, ``load_report``, ``timings``,
-    ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols.
+    ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols. ``hooks`` are added to
+    the Runner.
     """
     from mmengine.dist import get_dist_info
 
@@ -302,7 +305,7 @@ def run_coco(
     # a fresh visualizer per run: mmengine keeps one instance per name for the whole process
     cfg.visualizer = dict(cfg.visualizer, name=f"{cfg.experiment_name}-{time.time_ns()}")
     hook = DenseRunHook("COCO fine-tuning", progress, desc=f"COCO {r['protocol']} seed {seed}")
-    run = train_then_test(cfg, hook, start=start, scope="mmdet")
+    run = train_then_test(cfg, hook, start=start, scope="mmdet", hooks=hooks)
     runner, raw, report = run.runner, run.scores, run.load_report
     # pycocotools prints its summary tables on stdout: they go to a file beside the run's logs
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -118,12 +118,13 @@ class MMClassification(Dataset):
 # ----------------------------------------------------------------------------------------------------------
 # Frozen-encoder features
 # ----------------------------------------------------------------------------------------------------------
-@torch.no_grad()
 def encode_cls(vit: torch.nn.Module, images: torch.Tensor, chunk: int = 0) -> torch.Tensor:
     """CLS token after the final norm ([B, D]), as MAE's linear probe (``--cls_token``) and DINO's k-NN.
 
     ``chunk`` > 0 runs the encoder on slices of the batch (a probe batch of 16384 at 224 px does not fit
-    one forward); the result is the same.
+    one forward); the result is the same. Gradient mode is the caller's: the probe's augmented views run with
+    gradients enabled, so the encoder's freezing (``requires_grad=False``, which builds no graph) is the one
+    thing keeping it out of training, as in MAE's ``main_linprobe.py``, and a test can show it.
     """
     parts = images.split(chunk) if chunk > 0 else (images,)
     return torch.cat([vit.forward_features(x)[:, 0] for x in parts])
@@ -143,7 +144,8 @@ def extract_features(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     feats, labels = [], []
     for images, target, _ in _bar(loader, desc, progress):
-        feats.append(encode_cls(vit, images.to(device)).float().cpu())
+        with torch.no_grad():
+            feats.append(encode_cls(vit, images.to(device)).float().cpu())
         labels.append(torch.as_tensor(target))
     return torch.cat(feats), torch.cat(labels).long()
 

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -107,6 +107,7 @@ def run_finetune(
     launcher: str = "none",
     progress: bool = True,
     log_level: str = "WARNING",
+    hooks: Sequence[Hook] = (),
 ) -> dict[str, Any]:
     """Fine-tune the encoder end to end on ``data_root/train`` and evaluate on ``data_root/val`` once, after
     the final epoch. ``budget_cfg['finetune']`` holds the recipe; ``recipe`` names an optional per-method
@@ -115,7 +116,7 @@ def run_finetune(
     ``finetune.batch_size`` is the effective global batch (processes x per-process batch x ``accum_iter``).
     Returns ``metrics`` (``top1``, ``top5``, %), ``final_epoch``, ``history`` (train loss per epoch),
     ``recipe`` (values used, absolute lr included), ``load_report``, ``timings``, ``data`` and
-    ``provenance_inputs``.
+    ``provenance_inputs``. ``hooks`` are added to the Runner (the golden traces record every step).
     """
     start = time.perf_counter()
     r = resolve_recipe(budget_cfg, "finetune", recipe)
@@ -195,6 +196,7 @@ def run_finetune(
         custom_hooks=[
             WarmupCosineLrHook(lr, r["min_lr"], r["warmup_epochs"], epochs, steps_per_epoch * accum),
             summary,
+            *hooks,
         ],
         randomness=dict(seed=seed),
         launcher=launcher,

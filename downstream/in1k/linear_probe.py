@@ -28,7 +28,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -44,12 +44,25 @@ from downstream.in1k.recipes import resolve_recipe
 from downstream.optim import LARS, set_lr, warmup_cosine_lr
 from methods.backbone import tensors_sha256
 
+#: ``on_step(step, {'loss': ..., 'lr': ...}, head)``, called after every optimizer step of the probe
+StepCallback = Callable[[int, dict[str, float], nn.Module], None]
 
-def build_probe_optimizer(head: nn.Module, recipe: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
-    """LARS (MAE) or SGD with momentum (HPM's probe), over the head's parameters only."""
+
+def trainable_parameters(*modules: nn.Module) -> list[nn.Parameter]:
+    """The parameters of ``modules`` that require a gradient: what the probe's optimizer trains. Freezing the
+    encoder (``load_frozen_encoder``) is therefore what keeps it out of training, as in MAE's
+    ``main_linprobe.py``, and a test can show that an unfrozen encoder would be trained."""
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+
+def build_probe_optimizer(
+    params: Iterable[nn.Parameter], recipe: Mapping[str, Any], lr: float
+) -> torch.optim.Optimizer:
+    """LARS (MAE) or SGD with momentum (HPM's probe) over ``params`` (the head's, for a frozen encoder)."""
+    params = list(params)
     if recipe["optimizer"] == "lars":
         return LARS(
-            head.parameters(),
+            params,
             lr=lr,
             weight_decay=recipe["weight_decay"],
             momentum=recipe["momentum"],
@@ -57,7 +70,7 @@ def build_probe_optimizer(head: nn.Module, recipe: Mapping[str, Any], lr: float)
         )
     if recipe["optimizer"] == "sgd":
         return torch.optim.SGD(
-            head.parameters(), lr=lr, momentum=recipe["momentum"], weight_decay=recipe["weight_decay"]
+            params, lr=lr, momentum=recipe["momentum"], weight_decay=recipe["weight_decay"]
         )
     raise ValueError(f"linear_probe.optimizer must be 'lars' or 'sgd', got {recipe['optimizer']!r}")
 
@@ -70,9 +83,11 @@ def train_probe_head(
     lr: float,
     steps_per_epoch: int,
     on_epoch_end=None,
+    on_step: StepCallback | None = None,
 ) -> list[float]:
     """Train ``head`` on ``(features, labels)`` batches (``epochs x steps_per_epoch`` of them) with MAE's
-    per-iteration schedule; returns the mean training loss of each epoch."""
+    per-iteration schedule; returns the mean training loss of each epoch. ``on_step(step, values, head)`` is
+    called after every optimizer step with the step's loss and lr."""
     head.train()  # BatchNorm on batch statistics, as MAE's head in training
     epochs, history, total, count = recipe["epochs"], [], 0.0, 0
     for step, (feats, labels) in enumerate(batches):
@@ -84,6 +99,8 @@ def train_probe_head(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if on_step is not None:
+            on_step(step, {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}, head)
         total, count = total + loss.item(), count + 1
         if count == steps_per_epoch:
             history.append(total / count)
@@ -133,12 +150,14 @@ def run_linear_probe(
     *,
     device: str | torch.device | None = None,
     progress: bool = True,
+    on_step: StepCallback | None = None,
 ) -> dict[str, Any]:
     """Train a linear probe on the frozen encoder and evaluate it on ``data_root/val`` (final epoch).
 
     ``data_root`` holds ``train/`` and ``val/`` class folders. Returns ``metrics`` (``top1``, ``top5``, %),
     ``final_epoch``, ``history`` (train loss per epoch), ``recipe`` (every value used, the absolute lr and
-    step counts included), ``load_report``, ``timings``, ``data`` and ``provenance_inputs``.
+    step counts included), ``load_report``, ``timings``, ``data`` and ``provenance_inputs``. ``on_step``: as
+    ``train_probe_head``'s.
     """
     start = time.perf_counter()
     r = resolve_recipe(budget_cfg, "linear_probe", recipe)
@@ -175,7 +194,7 @@ def run_linear_probe(
     with threads, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         head = probe_head(vit.embed_dim, num_classes, r["head_init_std"]).to(device)
-        optimizer = build_probe_optimizer(head, r, lr)
+        optimizer = build_probe_optimizer(trainable_parameters(vit, head), r, lr)
         if r["augment"]:
             batches = _augmented_batches(vit, train_set, r, batch, seed, device)
         else:
@@ -183,7 +202,14 @@ def run_linear_probe(
         bar = loss_bar(progress, r["epochs"], f"linear probe seed {seed}")
         train_start = time.perf_counter()
         history = train_probe_head(
-            head, batches, optimizer, r, lr, steps_per_epoch, on_epoch_end=lambda e, loss: bar(loss)
+            head,
+            batches,
+            optimizer,
+            r,
+            lr,
+            steps_per_epoch,
+            on_epoch_end=lambda e, loss: bar(loss),
+            on_step=on_step,
         )
         train_s = time.perf_counter() - train_start  # includes the encoder passes when augment=True
         bar(None)
