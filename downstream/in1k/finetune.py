@@ -128,7 +128,12 @@ def run_finetune(
 
     train_base = ImageFolderDataset(data_root, "train")
     num_classes = len(train_base.classes)
-    vit, report = finetune_vit(encoder_path, num_classes, r["drop_path"], r["head_init_std"])
+    # The head's initial weights are a function of the seed alone: the Runner seeds the RNGs only after the
+    # model exists, so without this they depended on whatever ran before in the process (a reused checkpoint
+    # or a fresh pretraining gave different fine-tunes).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vit, report = finetune_vit(encoder_path, num_classes, r["drop_path"], r["head_init_std"])
     img_size = vit.patch_embed.img_size[0]
     train_base.transform = finetune_train_transform(img_size, r)
     val_base = ImageFolderDataset(data_root, "val", eval_transform(img_size, r["eval_crop_pct"]))

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work or stack.enter_context(tempfile.TemporaryDirectory(prefix="golden-"))
         setting = Setting(work)
         failed = []
+        largest = (0.0, "")
         for name in names:
             start = time.perf_counter()
             current, log = run_quietly(name, setting, args.threads, args.verbose)
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(name)
                 continue
             result = compare(recorded, current)
+            largest = max(largest, (result.max_relative, name))
             print(f"{name:24s} {took}  " + ("ok" if result.ok else "MISMATCH"), end="")
             print(f" (largest relative difference {result.max_relative:.1e})" if result.ok else "")
             if not result.ok:
@@ -105,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"{len(failed)} of {len(names)} traces differ: {', '.join(failed)}")
         return 1
-    print(f"{len(names)} traces {'written' if args.update else 'match'}")
+    if args.update:
+        print(f"{len(names)} traces written")
+    else:
+        worst, where = largest
+        print(f"{len(names)} traces match; largest relative difference {worst:.1e} ({where or '-'})")
     return 0
 
 
