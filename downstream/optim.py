@@ -185,11 +185,14 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 @HOOKS.register_module()
 class WarmupCosineLrHook(Hook):
-    """Sets MAE's per-iteration lr before every training iteration of an epoch-based mmengine run.
+    """Sets MAE's per-iteration lr before training iterations of an mmengine run (pretraining, fine-tuning).
 
     The lr is a function of ``runner.iter / steps_per_epoch`` alone (MAE's fractional epoch), so a resumed run
-    continues the same curve. ``steps_per_epoch=None`` takes the train dataloader's length. Used instead of
-    mmengine's ``LinearLR``, which cannot start from 0 as MAE's warm-up does.
+    continues the same curve. ``steps_per_epoch`` counts iterations (micro-batches); ``None`` takes the train
+    dataloader's length. With gradient accumulation the lr is set only every ``accum_iter`` iterations and
+    held in between, as MAE's engines call ``adjust_learning_rate`` when ``data_iter_step % accum_iter == 0``.
+    Used instead of mmengine's ``LinearLR`` + ``CosineAnnealingLR``: those cannot start from 0 as MAE's
+    warm-up does, and with no warm-up their chained cosine continues from ``LinearLR``'s start factor.
     """
 
     priority = "VERY_HIGH"
@@ -201,16 +204,19 @@ class WarmupCosineLrHook(Hook):
         warmup_epochs: float,
         epochs: float,
         steps_per_epoch: int | None = None,
+        accum_iter: int = 1,
     ) -> None:
         self.lr, self.min_lr = float(lr), float(min_lr)
         self.warmup_epochs, self.epochs = float(warmup_epochs), float(epochs)
         self.steps_per_epoch = steps_per_epoch
+        self.accum_iter = int(accum_iter)
 
     def before_train(self, runner) -> None:
         if self.steps_per_epoch is None:
             self.steps_per_epoch = len(runner.train_dataloader)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        epoch = runner.iter / self.steps_per_epoch
+        step = runner.iter - runner.iter % self.accum_iter  # the first micro-batch of this optimizer step
+        epoch = step / self.steps_per_epoch
         lr = warmup_cosine_lr(epoch, self.lr, self.min_lr, self.warmup_epochs, self.epochs)
         set_lr(runner.optim_wrapper.optimizer, lr)

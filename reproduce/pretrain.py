@@ -31,6 +31,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 
 import methods
+from downstream import optim as _optim  # noqa: F401  (registers WarmupCosineLrHook, MAE's lr schedule)
 from downstream.datasets.imagenet import ImageFolderDataset
 from methods.backbone import export_encoder
 from methods.base import PARAMWISE_CFG
@@ -58,9 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--work-root",
-        default=str(ROOT / "work_dirs"),
+        default=None,
         help="root of run folders (<root>/<budget>/<method>/seed<N>/<run key>) and of result records "
-        "(<root>/records/...)",
+        "(<root>/records/...); default: the --work-dir when one is given (its records stay with it), "
+        "else work_dirs/ in the repository",
     )
     p.add_argument("--seed", type=int, default=0, help="pretraining seed (data order, crops, masks, init)")
     p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     """Pretrain as the command line ``args`` say; ``hooks`` are added to the Runner (the golden traces record
     every step through one). Returns the summary (``record``, ``encoder`` paths)."""
+    if args.work_root is None:
+        args.work_root = str(args.work_dir or ROOT / "work_dirs")
     cfg = budgets.load_budget(args.budget)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -251,7 +255,6 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     lr = budgets.learning_rate(pre)
     on_gpu = torch.cuda.is_available()
     precision = "bf16-autocast" if (pre.precision == "auto" and on_gpu) else "fp32"
-    warmup = min(pre.warmup_epochs * steps_per_epoch, planned_steps - 1)
     distributed_cpu = args.launcher != "none" and not on_gpu
     if distributed_cpu:
         init_cpu_process_group()
@@ -280,17 +283,9 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             # The official MAE split (no decay on 1-D parameters and biases; tokens decayed), mmengine-native.
             paramwise_cfg=PARAMWISE_CFG,
         ),
-        param_scheduler=[
-            dict(type="LinearLR", start_factor=1e-8, by_epoch=False, begin=0, end=max(warmup, 1)),
-            dict(
-                type="CosineAnnealingLR",
-                by_epoch=False,
-                begin=max(warmup, 1),
-                end=planned_steps,
-                T_max=planned_steps - max(warmup, 1),
-                eta_min=pre.min_lr,
-            ),
-        ],
+        # MAE's adjust_learning_rate per step (linear warm-up from 0, half-cycle cosine to min_lr), a pure
+        # function of the step: the curve of the planned run, also when --max-steps stops it early
+        param_scheduler=None,
         default_hooks=dict(
             checkpoint=dict(
                 type="CheckpointHook",
@@ -304,6 +299,14 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         ),
         custom_hooks=[
             dict(type="NonFiniteLossHook"),
+            dict(
+                type="WarmupCosineLrHook",
+                lr=lr,
+                min_lr=pre.min_lr,
+                warmup_epochs=pre.warmup_epochs,
+                epochs=planned_steps / steps_per_epoch,
+                steps_per_epoch=steps_per_epoch,
+            ),
             dict(type="TrainingProgressHook", steps_per_epoch=steps_per_epoch, planned_steps=planned_steps),
             dict(type="ThroughputHook", global_batch=pre.batch_size),
             *([dict(type="ExitAfterStepHook", step=args.exit_after_step)] if args.exit_after_step else []),

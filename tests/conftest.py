@@ -35,3 +35,12 @@ def mae_copy(scratch_root):
     mae_dir = Path(registry.__file__).parent / "mae"
     shutil.copytree(mae_dir, scratch_root / "maecopy", ignore=shutil.ignore_patterns("__pycache__"))
     return scratch_root / "maecopy"
+
+
+@pytest.fixture(scope="session")
+def golden_setting(tmp_path_factory):
+    """The golden traces' setting (tests/golden/budget.py: its 32-image dataset and a fixed random-init
+    encoder), written once per session."""
+    from tests.golden.traces import Setting
+
+    return Setting(tmp_path_factory.mktemp("golden"))

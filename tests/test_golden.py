@@ -26,8 +26,8 @@ def quiet_run(name: str, setting: traces.Setting, stop_early: bool = False) -> t
 
 
 @pytest.fixture(scope="session")
-def setting(tmp_path_factory) -> traces.Setting:
-    return traces.Setting(tmp_path_factory.mktemp("golden"))
+def setting(golden_setting) -> traces.Setting:
+    return golden_setting
 
 
 @pytest.fixture(scope="session")

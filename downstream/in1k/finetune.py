@@ -137,8 +137,9 @@ def run_finetune(
     img_size = vit.patch_embed.img_size[0]
     train_base.transform = finetune_train_transform(img_size, r)
     val_base = ImageFolderDataset(data_root, "val", eval_transform(img_size, r["eval_crop_pct"]))
-    steps_per_epoch = len(train_base) // (world_size * per_step_batch)
-    if steps_per_epoch == 0:
+    # iterations (micro-batches) per epoch: MAE's len(data_loader), which its lr schedule divides by
+    iters_per_epoch = len(train_base) // (world_size * per_step_batch)
+    if iters_per_epoch < accum:
         raise ValueError(
             f"finetune.batch_size {r['batch_size']} exceeds the {len(train_base)} training images"
         )
@@ -199,7 +200,7 @@ def run_finetune(
             sampler_seed=dict(type="DistSamplerSeedHook"),
         ),
         custom_hooks=[
-            WarmupCosineLrHook(lr, r["min_lr"], r["warmup_epochs"], epochs, steps_per_epoch * accum),
+            WarmupCosineLrHook(lr, r["min_lr"], r["warmup_epochs"], epochs, iters_per_epoch, accum),
             summary,
             *hooks,
         ],
@@ -219,8 +220,8 @@ def run_finetune(
         "lr": lr,
         "per_step_batch": per_step_batch,
         "world_size": world_size,
-        "steps_per_epoch": steps_per_epoch,
-        "total_steps": steps_per_epoch * epochs,
+        "steps_per_epoch": iters_per_epoch // accum,  # optimizer steps
+        "total_steps": iters_per_epoch // accum * epochs,
         "precision": precision,
     }
     return dict(
@@ -236,7 +237,7 @@ def run_finetune(
             setup_s=setup_s,
             train_s=train_s,  # training epochs plus the final evaluation
             total_s=time.perf_counter() - start,
-            train_images_per_s=steps_per_epoch * epochs * r["batch_size"] / max(train_s, 1e-9),
+            train_images_per_s=iters_per_epoch * epochs * per_step_batch * world_size / max(train_s, 1e-9),
         ),
         data=dict(
             root=str(data_root), num_train=len(train_base), num_val=len(val_base), num_classes=num_classes
