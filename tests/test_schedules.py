@@ -64,8 +64,12 @@ def test_pretraining_follows_maes_schedule(golden_setting, tmp_path, warmup, cas
     argv = ["--method", "mae", "--budget", str(BUDGET), "--data-root", str(golden_setting.data.root)]
     argv += ["--work-dir", str(tmp_path / "run"), "--cfg-options", f"pretrain.warmup_epochs={warmup}"]
     recorder = StepRecorder()
-    pretrain.run(pretrain.parse_args(argv), hooks=[recorder])
+    summary = pretrain.run(pretrain.parse_args(argv), hooks=[recorder])
     assert_official(case, [s["lr"] for s in recorder.steps])
+    # a run given --work-dir (and no --work-root) keeps its record there: two pilots never share seed0.json
+    assert (
+        Path(summary["record"]) == tmp_path / "run" / "records" / "golden" / "mae" / "pretrain" / "seed0.json"
+    )
 
 
 @pytest.mark.parametrize(("warmup", "case"), [(1, "linear_probe"), (0, "linear_probe_warmup0")])
