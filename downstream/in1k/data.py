@@ -118,16 +118,37 @@ class MMClassification(Dataset):
 # ----------------------------------------------------------------------------------------------------------
 # Frozen-encoder features
 # ----------------------------------------------------------------------------------------------------------
-def encode_cls(vit: torch.nn.Module, images: torch.Tensor, chunk: int = 0) -> torch.Tensor:
-    """CLS token after the final norm ([B, D]), as MAE's linear probe (``--cls_token``) and DINO's k-NN.
+#: the frozen-encoder features the linear probe and the k-NN read (budget key ``pool``)
+POOLS = ("cls", "avg")
+
+
+def encode_features(
+    vit: torch.nn.Module, images: torch.Tensor, pool: str = "cls", chunk: int = 0
+) -> torch.Tensor:
+    """The probe feature [B, D] of a frozen encoder.
+
+    ``cls``: the CLS token after the final norm, as MAE's linear probe (``--cls_token``) and DINO's k-NN.
+    ``avg``: the mean of the last block's patch tokens, layer-normalised without affine, as MAE's
+    ``--global_pool`` probe (its final norm is removed and ``fc_norm`` stays at its initialisation, frozen).
+    MAE's loss never reaches the CLS token; at small budgets the pooled patch tokens are the feature that
+    pretraining shaped.
 
     ``chunk`` > 0 runs the encoder on slices of the batch (a probe batch of 16384 at 224 px does not fit
     one forward); the result is the same. Gradient mode is the caller's: the probe's augmented views run with
     gradients enabled, so the encoder's freezing (``requires_grad=False``, which builds no graph) is the one
     thing keeping it out of training, as in MAE's ``main_linprobe.py``, and a test can show it.
     """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     parts = images.split(chunk) if chunk > 0 else (images,)
-    return torch.cat([vit.forward_features(x)[:, 0] for x in parts])
+    return torch.cat([_feature(vit, x, pool) for x in parts])
+
+
+def _feature(vit: torch.nn.Module, x: torch.Tensor, pool: str) -> torch.Tensor:
+    if pool == "cls":
+        return vit.forward_features(x)[:, 0]
+    tokens = vit.blocks(vit.input_tokens(x))[:, 1:]  # [B, N, D], before the final norm
+    return torch.nn.functional.layer_norm(tokens.mean(dim=1), tokens.shape[-1:], eps=1e-6)
 
 
 def extract_features(
@@ -137,6 +158,7 @@ def extract_features(
     num_workers: int = 0,
     desc: str | None = None,
     progress: bool = True,
+    pool: str = "cls",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features [N, D] float32 on CPU, labels [N]) of a whole dataset in order, the encoder in eval mode."""
     vit.eval()
@@ -145,7 +167,7 @@ def extract_features(
     feats, labels = [], []
     for images, target, _ in _bar(loader, desc, progress):
         with torch.no_grad():
-            feats.append(encode_cls(vit, images.to(device)).float().cpu())
+            feats.append(encode_features(vit, images.to(device), pool).float().cpu())
         labels.append(torch.as_tensor(target))
     return torch.cat(feats), torch.cat(labels).long()
 
@@ -181,16 +203,17 @@ class FeatureCache:
         batch_size: int,
         num_workers: int = 0,
         progress: bool = True,
+        pool: str = "cls",
     ) -> tuple[torch.Tensor, torch.Tensor, bool, float]:
-        """(features, labels, cache hit, seconds spent extracting)."""
-        key = (encoder_sha256, str(Path(data_root).resolve()), split, int(img_size), float(crop_pct))
+        """(features, labels, cache hit, seconds spent extracting) of ``encode_features(..., pool)``."""
+        key = (encoder_sha256, str(Path(data_root).resolve()), split, int(img_size), float(crop_pct), pool)
         if key in self._store:
             self._store.move_to_end(key)
             return (*self._store[key], True, 0.0)
         start = time.perf_counter()
         dataset = ImageFolderDataset(data_root, split=split, transform=eval_transform(img_size, crop_pct))
         feats, labels = extract_features(
-            vit, dataset, batch_size, num_workers, desc=f"features {split}", progress=progress
+            vit, dataset, batch_size, num_workers, desc=f"features {split}", progress=progress, pool=pool
         )
         self._store[key] = (feats, labels)
         while len(self._store) > self.max_entries:

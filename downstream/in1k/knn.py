@@ -71,10 +71,10 @@ def run_knn(
     img_size, sha = vit.patch_embed.img_size[0], report["sha256"]
     fb, workers = r["feature_batch_size"], r.get("num_workers", 0)
     train_x, train_y, train_hit, train_s = FEATURES.get_or_extract(
-        vit, sha, data_root, "train", img_size, r["eval_crop_pct"], fb, workers, progress
+        vit, sha, data_root, "train", img_size, r["eval_crop_pct"], fb, workers, progress, r["pool"]
     )
     val_x, val_y, val_hit, val_s = FEATURES.get_or_extract(
-        vit, sha, data_root, "val", img_size, r["eval_crop_pct"], fb, workers, progress
+        vit, sha, data_root, "val", img_size, r["eval_crop_pct"], fb, workers, progress, r["pool"]
     )
     num_classes = int(max(train_y.max(), val_y.max())) + 1
     vote_start = time.perf_counter()

@@ -37,7 +37,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from downstream.datasets.imagenet import ImageFolderDataset
-from downstream.in1k.data import FEATURES, encode_cls, probe_train_transform
+from downstream.in1k.data import FEATURES, encode_features, probe_train_transform
 from downstream.in1k.metrics import topk_accuracy
 from downstream.in1k.models import load_frozen_encoder, probe_head
 from downstream.in1k.recipes import resolve_recipe
@@ -136,7 +136,7 @@ def _augmented_batches(
             generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
         )
         for images, labels, _ in loader:
-            feats = encode_cls(vit, images.to(device), chunk=recipe["feature_batch_size"])
+            feats = encode_features(vit, images.to(device), recipe["pool"], recipe["feature_batch_size"])
             yield feats, labels.to(device)
 
 
@@ -170,14 +170,14 @@ def run_linear_probe(
 
     fb, workers = r["feature_batch_size"], r.get("num_workers", 0)
     val_x, val_y, val_hit, val_s = FEATURES.get_or_extract(
-        vit, sha, data_root, "val", img_size, r["eval_crop_pct"], fb, workers, progress
+        vit, sha, data_root, "val", img_size, r["eval_crop_pct"], fb, workers, progress, r["pool"]
     )
     if r["augment"]:
         train_set = ImageFolderDataset(data_root, "train", probe_train_transform(img_size, r["crop_scale"]))
         num_train, num_classes, train_hit, extract_s = len(train_set), len(train_set.classes), False, 0.0
     else:
         train_x, train_y, train_hit, extract_s = FEATURES.get_or_extract(
-            vit, sha, data_root, "train", img_size, r["eval_crop_pct"], fb, workers, progress
+            vit, sha, data_root, "train", img_size, r["eval_crop_pct"], fb, workers, progress, r["pool"]
         )
         num_train, num_classes = len(train_x), int(train_y.max()) + 1
         train_x, train_y = train_x.to(device), train_y.to(device)

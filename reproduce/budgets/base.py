@@ -35,6 +35,7 @@ pretrain = dict(
 # Linear probe (main_linprobe.py, FINETUNE.md): LARS, lr = base_lr x batch / 256, CLS token after the final
 # norm, BatchNorm1d(affine=False, eps=1e-6) + Linear (trunc_normal std 0.01), final-epoch top-1.
 linear_probe = dict(
+    pool="cls",  # the probe feature: 'cls' (MAE's --cls_token) or 'avg' (pooled patch tokens, --global_pool)
     epochs=90,
     warmup_epochs=10,
     batch_size=16384,  # global
@@ -83,7 +84,9 @@ finetune = dict(
     log_interval=50,
 )
 # Weighted k-NN on L2-normalised CLS features (DINO eval_knn.py): train split = bank, val = queries.
-knn = dict(k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=10)
+knn = dict(
+    pool="cls", k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=10
+)
 
 # ---- ADE20K semantic segmentation (downstream/ade20k): UperNet on four evenly spaced blocks through
 # mmsegmentation, MAE's protocol as mmseg ships it:

@@ -57,6 +57,7 @@ clip_teacher = dict(
 # moves a weight by ~lr x 0.001 x |w| per step, so the paper's blr 0.1 (7,000 steps at lr 6.4) leaves the head
 # at its initialisation in 720 steps: blr 40 was the best of 0.1/1/10/40/100/400 in the pilot (100+ diverge).
 linear_probe = dict(
+    pool="cls",  # the probe feature: 'cls' (MAE's --cls_token) or 'avg' (pooled patch tokens, --global_pool)
     epochs=90,
     warmup_epochs=10,
     batch_size=256,
@@ -104,7 +105,7 @@ finetune = dict(
     checkpoint_interval_epochs=0,  # no checkpoint for a 1-epoch run
     log_interval=8,
 )
-knn = dict(k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=256, num_workers=0)
+knn = dict(pool="cls", k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=256, num_workers=0)
 
 # ---- ADE20K semantic segmentation (downstream/ade20k): mmseg's MAE/UperNet protocol (base.py gives each
 # paper value and its source) on SynthScenes' ADE20K layout: 512 train / 128 val images at 32 px, 1-3 shapes

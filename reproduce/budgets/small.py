@@ -32,6 +32,7 @@ pretrain = dict(
 # ---- ImageNet-1K protocols (downstream/in1k) on the subset: MAE's recipes (base.py) on one GPU ----
 # Batches reduced for one GPU; lr = base_lr x batch / 256. Layer decay 0.75 is RC-MAE's ViT-S value.
 linear_probe = dict(
+    pool="cls",  # the probe feature: 'cls' (MAE's --cls_token) or 'avg' (pooled patch tokens, --global_pool)
     epochs=90,
     warmup_epochs=10,
     batch_size=4096,
@@ -78,7 +79,7 @@ finetune = dict(
     checkpoint_interval_epochs=10,
     log_interval=50,
 )
-knn = dict(k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=8)
+knn = dict(pool="cls", k=20, temperature=0.07, eval_crop_pct=224 / 256, feature_batch_size=512, num_workers=8)
 
 # ---- ADE20K semantic segmentation (downstream/ade20k) on the real ADE20K (--data-root DIR/ade20k): mmseg's
 # MAE protocol (base.py gives each value's source) on one GPU with ViT-S/16. The schedule is mmseg's short

@@ -50,6 +50,7 @@ clip_teacher = dict(
 # ---- ImageNet-1K protocols (downstream/in1k): MAE's recipes (base.py), scaled: ~13 s probe, ~27 s fine-tune
 # Linear probe on CACHED centre-crop features (see micro.py), 3 seeds share one encoder pass; blr as micro.py.
 linear_probe = dict(
+    pool="cls",  # the probe feature: 'cls' (MAE's --cls_token) or 'avg' (pooled patch tokens, --global_pool)
     epochs=90,
     warmup_epochs=10,
     batch_size=256,
@@ -96,7 +97,7 @@ finetune = dict(
     checkpoint_interval_epochs=0,
     log_interval=16,
 )
-knn = dict(k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=256, num_workers=2)
+knn = dict(pool="cls", k=20, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=256, num_workers=2)
 
 # ---- ADE20K semantic segmentation (downstream/ade20k): mmseg's MAE/UperNet protocol (base.py gives each
 # paper value and its source) on SynthScenes' ADE20K layout: 2048 train / 512 val images at 64 px, 1-3 shapes

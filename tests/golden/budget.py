@@ -54,6 +54,7 @@ clip_teacher = dict(
 # The ImageNet-1K protocols. augment=True: the probe's views are drawn and encoded every step (the paper's
 # path, on which a trainable encoder would show).
 linear_probe = dict(
+    pool="cls",  # the probe feature: 'cls' (MAE's --cls_token) or 'avg' (pooled patch tokens, --global_pool)
     epochs=2,
     warmup_epochs=1,
     batch_size=8,
@@ -100,7 +101,7 @@ finetune = dict(
     checkpoint_interval_epochs=0,
     log_interval=1,
 )
-knn = dict(k=5, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=16, num_workers=0)
+knn = dict(pool="cls", k=5, temperature=0.07, eval_crop_pct=1.0, feature_batch_size=16, num_workers=0)
 
 ade20k = dict(
     dataset="SynthScenesSegDataset",

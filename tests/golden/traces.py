@@ -232,12 +232,14 @@ def method_trace(name: str, setting: Setting) -> Trace:
 # ---------------------------------------------------------------------------------------------------------
 # Protocol traces, on the fixed random-init encoder
 # ---------------------------------------------------------------------------------------------------------
-def linear_probe_trace(setting: Setting) -> Trace:
+def linear_probe_trace(setting: Setting, name: str = "linear_probe", **changes: Any) -> Trace:
     """MAE's probe with augmented views (the frozen encoder runs every step): loss and lr per step, the
-    head's fingerprint, the final top-1/top-5."""
+    head's fingerprint, the final top-1/top-5. ``changes``: keys of the budget's ``linear_probe`` section."""
     from downstream.in1k import linear_probe
 
-    trace = Trace("linear_probe", "protocol")
+    cfg = setting.cfg.copy()
+    cfg.linear_probe = dict(cfg.linear_probe, **changes)
+    trace = Trace(name, "protocol")
     heads: list[torch.nn.Module] = []
 
     def on_step(step: int, values: dict[str, float], head: torch.nn.Module) -> None:
@@ -247,9 +249,9 @@ def linear_probe_trace(setting: Setting) -> Trace:
     try:
         result = linear_probe.run_linear_probe(
             setting.encoder,
-            setting.cfg,
+            cfg,
             setting.data.imagenet,
-            setting.work_dir("linear_probe"),
+            setting.work_dir(name),
             seed=0,
             progress=False,
             on_step=on_step,
@@ -264,7 +266,7 @@ def linear_probe_trace(setting: Setting) -> Trace:
 
 def knn_trace(setting: Setting) -> Trace:
     """The k-NN's exact predictions and score fingerprint on fixed random features (k and T from the
-    budget), and its top-1/top-5 on the golden images through ``run_knn``."""
+    budget), and its top-1/top-5 on the golden images through ``run_knn``, on either pooled feature."""
     from downstream.in1k import knn
     from downstream.in1k.recipes import resolve_recipe
 
@@ -273,12 +275,17 @@ def knn_trace(setting: Setting) -> Trace:
     bank, queries = torch.randn(64, 16, generator=g), torch.randn(24, 16, generator=g)
     labels = torch.randint(0, 4, (64,), generator=g)
     scores = knn.knn_classify(bank, labels, queries, 4, k=r["k"], temperature=r["temperature"])
-    result = knn.run_knn(setting.encoder, setting.cfg, setting.data.imagenet, progress=False)
+    values = {}
+    for pool in ("cls", "avg"):
+        cfg = setting.cfg.copy()
+        cfg.knn = dict(cfg.knn, pool=pool)
+        result = knn.run_knn(setting.encoder, cfg, setting.data.imagenet, progress=False)
+        values |= {f"{k}_{pool}": float(v) for k, v in result["metrics"].items()}
     return Trace(
         "knn",
         "protocol",
         fingerprints={"scores": fingerprint({"scores": scores})},
-        values={k: float(v) for k, v in result["metrics"].items()},
+        values=values,
         exact={"predictions": scores.argmax(dim=1).tolist()},
     )
 
@@ -401,6 +408,10 @@ def write_fixed_records(work: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------
 PROTOCOL_TRACES: dict[str, Callable[[Setting], Trace]] = {
     "linear_probe": linear_probe_trace,
+    # the small budgets' path: centre-crop features encoded once, the pooled patch tokens
+    "linear_probe_cached_avg": functools.partial(
+        linear_probe_trace, name="linear_probe_cached_avg", augment=False, pool="avg"
+    ),
     "knn": knn_trace,
     "finetune": finetune_trace,
     "ade20k": ade20k_trace,
