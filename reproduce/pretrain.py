@@ -41,7 +41,7 @@ from reproduce import budget as budgets
 from reproduce import data_root
 from reproduce import teacher as teachers
 from reproduce.harness import init_cpu_process_group, unwrap  # also registers the loop, hooks, backend
-from reproduce.pretrain_data import PretrainDataset
+from reproduce.pretrain_data import CropBatch, DecodedImages, KeyedViews, PretrainDataset
 from reproduce.provenance import files_hash, provenance, stable_hash
 from tables.records import Record, read_record, write_record
 
@@ -181,6 +181,17 @@ def finished_run(
     return {"record": str(record), "encoder": str(encoder)}
 
 
+def pretrain_data(pre: Any, train_set: ImageFolderDataset, key: str, img_size: int, seed: int) -> dict:
+    """The dataset and collate of the budget's data path: ``pretrain.in_memory`` (the small budgets) decodes
+    the split once and crops whole batches at a time; otherwise every view is read from its file."""
+    if pre.get("in_memory", False):
+        images = DecodedImages(train_set, key)
+        views = KeyedViews(images, pre.crop_scale, pre.hflip, seed=seed)
+        return dict(dataset=views, collate_fn=CropBatch(images, img_size))
+    dataset = PretrainDataset(train_set, img_size, pre.crop_scale, pre.hflip, seed=seed)
+    return dict(dataset=dataset, collate_fn=dict(type="default_collate"))
+
+
 def expected_world_size(launcher: str) -> int:
     """Processes in this run, known before mmengine initialises the process group (torchrun and slurm
     export it), so the per-process batch can be fixed in the dataloader config."""
@@ -263,7 +274,7 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         work_dir=str(work_dir),
         experiment_name=f"{cfg.budget}-{args.method}-seed{args.seed}",
         train_dataloader=dict(
-            dataset=PretrainDataset(train_set, model.img_size, pre.crop_scale, pre.hflip, seed=args.seed),
+            **pretrain_data(pre, train_set, data.manifest_hash, model.img_size, args.seed),
             sampler=dict(
                 type="KeyedInfiniteSampler",
                 seed=args.seed,
@@ -273,7 +284,6 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             batch_size=pre.batch_size // world_size,
             num_workers=pre.num_workers,
             persistent_workers=pre.num_workers > 0,
-            collate_fn=dict(type="default_collate"),
         ),
         train_cfg=dict(type="StepLoop", max_iters=max_steps),
         optim_wrapper=dict(

@@ -74,3 +74,60 @@ def test_augmentation_is_a_function_of_seed_epoch_and_index():
     assert torch.equal(data[(0, 2)]["inputs"], a["inputs"])
     assert not torch.equal(data[(1, 2)]["inputs"], a["inputs"])  # next epoch: another crop
     assert not torch.equal(PretrainDataset(Images(4), 16, seed=1)[(0, 2)]["inputs"], a["inputs"])
+
+
+# ---- the in-memory path (pretrain.in_memory: decoded array + batched crops) -----------------------------
+@pytest.fixture(scope="module")
+def golden_images(golden_setting):
+    from downstream.datasets.imagenet import ImageFolderDataset
+    from reproduce.pretrain_data import DecodedImages
+
+    base = ImageFolderDataset(golden_setting.data.imagenet, "train")
+    return base, DecodedImages(base, golden_setting.data.manifest_hash), golden_setting.data.manifest_hash
+
+
+def test_decoded_images_are_the_files_and_are_decoded_once(golden_images, monkeypatch):
+    from reproduce.pretrain_data import DecodedImages
+
+    base, images, key = golden_images
+    for i in (0, 7, len(base) - 1):
+        assert np.array_equal(images.array[i].numpy(), np.asarray(base[i][0]))
+    assert images.labels.tolist() == base.targets
+    # a second reader with the same dataset key maps the cached array: no image is opened again
+    with monkeypatch.context() as m:
+        m.setattr(type(base), "__getitem__", lambda *a: pytest.fail("decoded again"))
+        assert torch.equal(DecodedImages(base, key).array, images.array)
+    # another dataset key (another manifest) is decoded anew, into its own file
+    DecodedImages(base, key + "-changed")
+    assert len(list((base.root / ".decoded").glob(f"{base.split}-*.u8.npy"))) == 2
+
+
+def test_batched_crops_draw_the_file_readers_boxes_and_render_them(golden_images):
+    """Each view's crop box and flip are the file reader's (one keyed draw, the same order); the rendering
+    differs only in the bicubic kernel (torch's a = -0.75 against PIL's -0.5)."""
+    from reproduce.pretrain_data import IMAGENET_MEAN, IMAGENET_STD, CropBatch, KeyedViews
+
+    base, images, _ = golden_images
+    files = PretrainDataset(base, 32, (0.2, 1.0), True, seed=5)
+    views = KeyedViews(images, (0.2, 1.0), True, seed=5)
+    keys = [(e, i) for e in range(2) for i in range(len(base))]
+    batch = CropBatch(images, 32)([views[k] for k in keys])
+    assert batch["data_samples"].tolist() == [i for _, i in keys]
+    reference = torch.stack([files[k]["inputs"] for k in keys])
+    assert batch["inputs"].shape == reference.shape
+    per_view = (batch["inputs"] - reference).abs().mean(dim=(1, 2, 3))
+    assert per_view.max() < 0.1, per_view.max()  # normalised units: a wrong box or flip gives ~0.5-1
+    # the whole image, unflipped, is the image itself (sampled at its own pixel centres)
+    (whole,) = CropBatch(images, 32)([(3, (0, 0, 32, 32), False)])["inputs"]
+    pixels = images.array[3].permute(2, 0, 1).float() / 255
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    assert torch.allclose(whole, (pixels - mean) / std, atol=1e-6)
+
+
+def test_a_flipped_view_is_the_mirror_of_the_unflipped_one(golden_images):
+    from reproduce.pretrain_data import CropBatch
+
+    _, images, _ = golden_images
+    box = (4, 6, 20, 18)
+    plain, flipped = CropBatch(images, 32)([(2, box, False), (2, box, True)])["inputs"]
+    assert torch.allclose(flipped, plain.flip(-1), atol=1e-6)

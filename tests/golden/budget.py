@@ -34,6 +34,7 @@ pretrain = dict(
     ema=dict(half_life_fraction=0.1, paper_momentum=0.996),  # m = 0.75: an EMA that moves every step
     precision="fp32",
     checkpoint_interval_epochs=6,  # one checkpoint, at the end (the atomic writer is on the path)
+    in_memory=True,  # the small budgets' path (decoded array, batched crops); mae+file-reader: the files
     num_workers=0,
     log_interval=1,
 )

@@ -200,6 +200,10 @@ class Setting:
 # ---------------------------------------------------------------------------------------------------------
 # Method traces
 # ---------------------------------------------------------------------------------------------------------
+#: budget keys a configuration trace changes (``--cfg-options``)
+BUDGET_CHANGES: dict[str, dict[str, Any]] = {"mae+file-reader": {"pretrain.in_memory": False}}
+
+
 def method_trace(name: str, setting: Setting) -> Trace:
     """``name`` pretrained for the budget's 24 steps by ``reproduce.pretrain.run``, as its CLI would."""
     from methods.backbone import read_encoder
@@ -209,6 +213,8 @@ def method_trace(name: str, setting: Setting) -> Trace:
     work = setting.work_dir(name)
     argv = ["--method", name, "--budget", str(BUDGET), "--data-root", str(setting.data.root)]
     argv += ["--work-root", str(setting.root / "work"), "--work-dir", str(work)]
+    if name in BUDGET_CHANGES:
+        argv += ["--cfg-options", *(f"{k}={v}" for k, v in BUDGET_CHANGES[name].items())]
     args = pretrain.parse_args(argv)
     recorder = StepRecorder()
     trace = Trace(name, "method", steps=recorder.steps)
@@ -423,6 +429,8 @@ PROTOCOL_TRACES: dict[str, Callable[[Setting], Trace]] = {
 #: Method configurations no table runs, traced so that the code behind the non-default value of every
 #: fidelity switch is covered too: name -> (method, overrides of the method's own keys).
 CONFIG_TRACES: dict[str, tuple[str, dict[str, Any]]] = {
+    # the file reader (real data) instead of the decoded in-memory array: budget keys, not method keys
+    "mae+file-reader": ("mae", {}),
     "rcmae+paper-schedule": ("rcmae", dict(momentum_schedule="paper")),
     "hpm+absolute": ("hpm", dict(objective="absolute", curriculum="constant", momentum_schedule="code")),
     "colormae+batch-crop": ("colormae", dict(crop="batch")),
