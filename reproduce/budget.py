@@ -1,5 +1,13 @@
 """Loading a budget and enforcing it: every method trains with the budget's data, model size, schedule and
-optimizer; a method config may add its own keys only."""
+optimizer; a method config may add its own keys only.
+
+A budget file is an mmengine config. ``base.py`` holds the papers' setting with each value's source; the
+other budgets inherit it (``_base_``) and state only the keys they change, each with its reason. Top-level
+names starting with ``_`` are the files' own helper values (sizes that other keys are computed from) and are
+dropped on loading.
+
+    python reproduce/budget.py --show tiny     # the resolved budget, and every key that differs from base
+"""
 
 from __future__ import annotations
 
@@ -31,6 +39,8 @@ def load_budget(name_or_path: str) -> Config:
             f"no budget '{name_or_path}' ({path} does not exist); available: {', '.join(available_budgets())}"
         )
     cfg = Config.fromfile(str(path))
+    for helper in [k for k in cfg if k.startswith("_")]:
+        cfg.pop(helper)  # a file's own helper values, not budget keys
     missing = [s for s in BUDGET_SECTIONS if s not in cfg]
     if missing:
         raise BudgetError(f"{path}: budget lacks section(s) {', '.join(missing)}")
@@ -115,3 +125,53 @@ def build_model(method: str, budget: Config, **overrides: Any):
 
     shared = {k: v for k, v in budget.model.items() if k != "arch"}
     return methods.build(method, budget=budget.model.arch, **shared, **overrides)
+
+
+def flat_values(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a budget as ``{'pretrain.ema.half_life_fraction': 0.1, ...}``."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out |= flat_values(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def differences(cfg: Config, reference: Config) -> dict[str, tuple[Any, Any]]:
+    """``{key: (reference value, budget value)}`` for every leaf that differs (absent: ``'-'``)."""
+    a, b = flat_values(reference.to_dict()), flat_values(cfg.to_dict())
+    return {
+        k: (a.get(k, "-"), b.get(k, "-")) for k in sorted(set(a) | set(b)) if a.get(k, "-") != b.get(k, "-")
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Show a resolved budget and what it changes from base.py.")
+    p.add_argument(
+        "--show", required=True, metavar="NAME", help=f"a budget: {', '.join(available_budgets())}"
+    )
+    p.add_argument("--against", default="base", help="the budget to compare with (default: base)")
+    args = p.parse_args(argv)
+    try:
+        cfg, reference = load_budget(args.show), load_budget(args.against)
+    except BudgetError as e:
+        raise SystemExit(f"error: {e}") from None
+    values = flat_values(cfg.to_dict())
+    width = max(map(len, values))
+    print(f"# budget {cfg.budget}: {len(values)} keys")
+    for key, value in values.items():
+        print(f"{key:<{width}}  {value!r}")
+    diff = differences(cfg, reference)
+    print(f"\n# {len(diff)} keys differ from {args.against}")
+    for key, (was, now) in diff.items():
+        print(f"{key:<{width}}  {was!r} -> {now!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

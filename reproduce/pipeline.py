@@ -20,7 +20,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from methods.backbone import build_vit, export_encoder
+from methods.backbone import ENCODER_ARCH_KEYS, build_vit, export_encoder
 from reproduce import pretrain
 from reproduce.provenance import provenance
 from tables.records import Record, read_record, write_record
@@ -114,7 +114,8 @@ def random_init_encoder(cfg: Config, seed: int, work_dir: Path) -> Encoder:
     path = work_dir / "baselines" / cfg.budget / BASELINE / f"seed{seed}" / "encoder.pth"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        vit = build_vit(cfg.model.arch)
+        # the budget's architecture as pretraining builds it: the named arch and the model section's keys
+        vit = build_vit(cfg.model.arch, **{k: v for k, v in cfg.model.items() if k in ENCODER_ARCH_KEYS})
     export_encoder(vit, path, {"method": BASELINE, "budget": cfg.budget, "init_seed": seed})
     return Encoder(BASELINE, seed, path)
 
