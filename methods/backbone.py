@@ -45,9 +45,11 @@ ARCHS: dict[str, dict[str, Any]] = {
         img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=4,
         decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=4, mlp_ratio=4.0,
     ),
+    # the CPU budgets' ViT (reproduce/budgets/README.md, pilots): shapes at 64 px, an 8x8 token grid, micro's
+    # width
     "tiny": dict(
-        img_size=64, patch_size=8, embed_dim=128, depth=4, num_heads=4,
-        decoder_embed_dim=96, decoder_depth=2, decoder_num_heads=3, mlp_ratio=4.0,
+        img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4,
+        decoder_embed_dim=64, decoder_depth=1, decoder_num_heads=4, mlp_ratio=4.0,
     ),
     "vit_small_patch16": dict(
         img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6,

@@ -99,10 +99,14 @@ def get_spec(name: str) -> MethodSpec:
     return specs[name]
 
 
-def list_methods(ablations: bool = False) -> list[str]:
+def list_methods(ablations: bool = False, variants: bool = True) -> list[str]:
     """Every method and variant name, each method followed by its variants (and, with ``ablations``, its
-    ablations)."""
-    return [name for name, spec in discover().items() if ablations or not spec.ablation]
+    ablations); ``variants=False``: the methods alone (one per folder, each with its default config)."""
+    return [
+        name
+        for name, spec in discover().items()
+        if (ablations or not spec.ablation) and (variants or spec.base is None)
+    ]
 
 
 def list_ablations(method: str) -> list[str]:

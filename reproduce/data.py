@@ -2,7 +2,7 @@
 
     python reproduce/data.py --budget tiny [--out DIR] [--workers 2] [--force]
 
-Reads ``reproduce/budgets/synthscenes_<budget>.py`` (its ``data`` dict), writes ImageNet class folders,
+Reads the budget's ``data`` section (``reproduce/budgets/<budget>.py``), writes ImageNet class folders,
 ADE20K (mmseg layout), COCO instances and DAVIS-2017 under one root, and prints the manifest hash that
 runs record as their dataset provenance. Same seed, same bytes. If the root already holds a dataset with
 the same configuration whose files all hash to its manifest, nothing is written.
@@ -34,10 +34,9 @@ def _resolve(data: dict[str, Any], out: str | Path | None, default: str) -> Data
 
 def budget_config(budget: str, out: str | Path | None = None) -> DatasetConfig:
     """The dataset configuration of a budget, its root resolved against the repository root."""
-    from mmengine.config import Config
+    from reproduce.budget import load_budget
 
-    path = REPO / "reproduce" / "budgets" / f"synthscenes_{budget}.py"
-    return _resolve(Config.fromfile(str(path)).data.to_dict(), out, f"data/synthscenes-{budget}")
+    return _resolve(load_budget(budget).data.to_dict(), out, f"data/synthscenes-{budget}")
 
 
 def is_synthscenes(data: Any) -> bool:

@@ -279,7 +279,10 @@ def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
     ``--no-baseline``)."""
     p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
     p.add_argument(
-        "--methods", default=None, help="comma-separated methods/variants (default: all discovered)"
+        "--methods",
+        default=None,
+        help="comma-separated methods/variants; 'all': every method and variant (default: every method, "
+        "no variants)",
     )
     p.add_argument("--seeds", type=int, default=None, help=seeds_help)
     p.add_argument(
@@ -307,12 +310,15 @@ def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
 
 
 def selected_methods(arg: str | None) -> list[str]:
-    """``--methods`` as a list (default: every discovered method and variant); an unknown name stops the
-    run."""
+    """``--methods`` as a list. Default: every discovered method with its default config (one row per method
+    folder); ``all``: every method and variant (ColorMAE's other colours, CMT-MAE's teacher-only variant,
+    ...). An unknown name stops the run."""
     import methods
 
     known = methods.list_methods()
-    names = arg.split(",") if arg else known
+    if arg == "all":
+        return known
+    names = arg.split(",") if arg else methods.list_methods(variants=False)
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise SystemExit(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -324,6 +330,7 @@ def table_stages(
     names: Iterable[str],
     pretrain_seeds: Iterable[int],
     *,
+    anchor_seeds: Iterable[int] | None = None,
     cfg: Config,
     work_dir: Path,
     data_root: str | None,
@@ -331,20 +338,24 @@ def table_stages(
     checkpoints: Iterable[str] = (),
 ) -> list[Stage]:
     """Every row's stages: each method's pretraining (or reuse) per seed followed by ``evaluate``'s stages,
-    the random-init rows (one initialisation per pretraining seed), then the external encoders."""
+    the random-init rows (one initialisation per seed), then the external encoders. ``ANCHORS`` and
+    random-init take ``anchor_seeds`` (default: ``pretrain_seeds``)."""
     pretrain_seeds = list(pretrain_seeds)
+    anchor_seeds = pretrain_seeds if anchor_seeds is None else list(anchor_seeds)
     extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
-    stages = pretrained_stages(
-        names,
-        pretrain_seeds,
-        budget=cfg.budget,
-        work_dir=work_dir,
-        data_root=data_root,
-        extra_args=extra_args,
-        evaluate=evaluate,
-    )
+    stages = []
+    for name in names:
+        stages += pretrained_stages(
+            [name],
+            anchor_seeds if name in ANCHORS else pretrain_seeds,
+            budget=cfg.budget,
+            work_dir=work_dir,
+            data_root=data_root,
+            extra_args=extra_args,
+            evaluate=evaluate,
+        )
     if baseline:
-        for seed in pretrain_seeds:
+        for seed in anchor_seeds:
             init = lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
             stages += evaluate(f"{BASELINE} (init seed {seed})", init)
     for ext in external_encoders(checkpoints):
@@ -391,6 +402,7 @@ class TableRun:
     data: Any  # reproduce.data_root.DataRoot
     names: list[str]
     pretrain_seeds: range
+    anchor_seeds: range  # MAE's and random-init's (DEFAULT_SEEDS)
 
     def render(self, table: int):
         """Render table ``table`` from the records under the work dir (and its RESULTS.md section)."""
@@ -407,6 +419,7 @@ class TableRun:
             evaluate,
             self.names,
             self.pretrain_seeds,
+            anchor_seeds=self.anchor_seeds,
             cfg=self.cfg,
             work_dir=self.work_dir,
             data_root=args.data_root,
@@ -416,11 +429,14 @@ class TableRun:
         Progress(stages).run()
 
 
-#: Seeds per budget when ``--seeds`` is not given: (pretraining, linear-probe, fine-tune). Pretraining is the
-#: largest source of variance, so the recorded micro run varies it; the tiny default keeps Table 1 short with
-#: one pretraining seed and a 3-seed probe on cached features. Tables 2-5 take the pretraining seeds, so they
-#: reuse Table 1's checkpoints.
-DEFAULT_SEEDS = {"micro": (3, 3, 1), "tiny": (1, 3, 1)}
+#: Seeds per budget when ``--seeds`` is not given: (pretraining, linear-probe, fine-tune, anchor pretraining).
+#: Pretraining is the largest source of variance. The anchor rows (``ANCHORS`` and random-init), against which
+#: every gap is read, get the anchor count; the other methods the first count: on tiny, MAE and random-init
+#: have 3 pretraining seeds (the signal check) and the other methods 1, which keeps `make reproduce` short.
+#: ``--seeds N`` gives every row N. Tables 2-5 take the same seeds, so they reuse Table 1's checkpoints.
+DEFAULT_SEEDS = {"micro": (3, 3, 1, 3), "tiny": (1, 3, 1, 3)}
+#: the methods that get the anchor seed count (with random-init): the reference every gap is measured against
+ANCHORS = ("mae",)
 
 
 def prepare_table(args: argparse.Namespace, check: Callable[[Config, Any], Any] | None = None) -> TableRun:
@@ -440,5 +456,8 @@ def prepare_table(args: argparse.Namespace, check: Callable[[Config, Any], Any] 
             check(cfg, data)
         except (ValueError, DatasetError) as e:
             raise SystemExit(f"error: {e}") from None
-    seeds = args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(cfg.budget, (1,))[0]
-    return TableRun(args, cfg, Path(args.work_dir), data, selected_methods(args.methods), range(seeds))
+    pre, _, _, anchor = DEFAULT_SEEDS.get(cfg.budget, (1, 1, 1, 1))
+    if args.seeds is not None:
+        pre = anchor = args.seeds
+    names = selected_methods(args.methods)
+    return TableRun(args, cfg, Path(args.work_dir), data, names, range(pre), range(anchor))

@@ -184,7 +184,7 @@ def finished_run(
 def pretrain_data(pre: Any, train_set: ImageFolderDataset, key: str, img_size: int, seed: int) -> dict:
     """The dataset and collate of the budget's data path: ``pretrain.in_memory`` (the small budgets) decodes
     the split once and crops whole batches at a time; otherwise every view is read from its file."""
-    if pre.get("in_memory", False):
+    if pre.in_memory:
         images = DecodedImages(train_set, key)
         views = KeyedViews(images, pre.crop_scale, pre.hflip, seed=seed)
         return dict(dataset=views, collate_fn=CropBatch(images, img_size))

@@ -36,17 +36,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def seeds_for(budget: str, requested: int | None) -> tuple[range, range, range]:
+def seeds_for(budget: str, requested: int | None) -> tuple[range, range, range, range]:
+    """(pretraining, linear-probe, fine-tune, anchor pretraining) seeds: ``--seeds N`` or the budget's
+    ``DEFAULT_SEEDS``."""
     if requested is not None:
-        return range(requested), range(requested), range(1)
-    pre, probe, ft = DEFAULT_SEEDS.get(budget, (1, 1, 1))
-    return range(pre), range(probe), range(ft)
+        return range(requested), range(requested), range(1), range(requested)
+    pre, probe, ft, anchor = DEFAULT_SEEDS.get(budget, (1, 1, 1, 1))
+    return range(pre), range(probe), range(ft), range(anchor)
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     t = prepare_table(args)
-    _, probe_seeds, ft_seeds = seeds_for(t.cfg.budget, args.seeds)
+    _, probe_seeds, ft_seeds, _ = seeds_for(t.cfg.budget, args.seeds)
     skip = set(filter(None, args.skip.split(",")))
     t.run(in1k_evaluator(t.cfg, t.data, t.work_dir, probe_seeds, ft_seeds, skip))
     print(t.render(1).markdown)

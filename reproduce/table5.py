@@ -29,8 +29,8 @@ from reproduce.budget import load_budget  # noqa: E402
 from reproduce.pipeline import (  # noqa: E402
     Progress,
     in1k_evaluator,
-    pretrained_stages,
     quiet_mmengine,
+    table_stages,
 )
 from reproduce.table1 import seeds_for  # noqa: E402
 from tables.render import render_table  # noqa: E402
@@ -86,19 +86,18 @@ def main(argv: list[str] | None = None) -> Path:
     unknown = sorted(set(names) - set(rows()))
     if unknown:
         raise SystemExit(f"unknown Table 5 row(s) {', '.join(unknown)}; known: {', '.join(rows())}")
-    pretrain_seeds, probe_seeds, ft_seeds = seeds_for(cfg.budget, args.seeds)
+    pretrain_seeds, probe_seeds, ft_seeds, anchor_seeds = seeds_for(cfg.budget, args.seeds)
     skip = set(filter(None, args.skip.split(",")))
-    extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
-
     evaluate = in1k_evaluator(cfg, data, work_dir, probe_seeds, ft_seeds, skip)
-    stages = pretrained_stages(
+    stages = table_stages(
+        evaluate,
         names,
         pretrain_seeds,
-        budget=cfg.budget,
+        anchor_seeds=anchor_seeds,
+        cfg=cfg,
         work_dir=work_dir,
         data_root=args.data_root,
-        extra_args=extra_args,
-        evaluate=evaluate,
+        baseline=False,
     )
     Progress(stages).run()
 

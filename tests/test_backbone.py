@@ -65,7 +65,7 @@ def test_all_archs_have_consistent_heads():
         decoder = [ARCHS[name][k] for k in ("decoder_embed_dim", "decoder_depth", "decoder_num_heads")]
         assert decoder == [512, 8, 16], name
     tiny = build_vit("tiny")
-    assert tiny.num_patches == 64 and tiny.embed_dim == 128
+    assert tiny.num_patches == 64 and tiny.embed_dim == 64
 
 
 def test_forward_visible_on_all_patches_is_timms_forward_features(vit, images):

@@ -62,13 +62,14 @@ def test_multilevel_maps_have_strides_4_to_32_whatever_the_patch(registry, arch,
 
 def test_simple_pyramid_from_the_last_block_has_strides_4_to_64():
     backbone = _build("mmdet", arch="tiny", img_size=64, pyramid="last", window_size=4, global_blocks=(1, 3))
+    dim = backbone.vit.embed_dim
     with DefaultScope.overwrite_default_scope("mmdet"):
         neck = MMDET_MODELS.build(
-            dict(type="SimpleFeaturePyramid", in_channels=128, out_channels=32, patch_size=8)
+            dict(type="SimpleFeaturePyramid", in_channels=dim, out_channels=32, patch_size=8)
         )
     assert isinstance(neck, SimpleFeaturePyramid)
     feats = backbone(torch.randn(1, 3, 64, 64))
-    assert [tuple(f.shape) for f in feats] == [(1, 128, 8, 8)]
+    assert [tuple(f.shape) for f in feats] == [(1, dim, 8, 8)]
     outs = neck(feats)
     assert [tuple(o.shape[-2:]) for o in outs] == [(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
     assert all(o.shape[1] == 32 for o in outs)

@@ -1,5 +1,6 @@
-"""The pretraining harness end to end on the micro budget: outputs, bitwise resume after a crash, the NaN
-stop, and one process vs. two (gloo) with the same global batch."""
+"""The pretraining harness end to end: outputs, bitwise resume after a crash, the NaN stop, and one process
+vs. two (gloo) with the same global batch, on the golden traces' setting (tests/golden/budget.py: 32 images,
+4 steps an epoch, 24 steps, a checkpoint every 2 epochs here); and the real-data budgets at a reduced size."""
 
 from __future__ import annotations
 
@@ -15,9 +16,20 @@ import torch
 from methods.backbone import load_encoder
 from reproduce import pretrain
 from tables.records import read_record
+from tests.golden.traces import BUDGET
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def golden(golden_setting):
+    """Command-line arguments for the golden setting: budget, data root, a checkpoint every 8 steps."""
+
+    def args(*extra: str, options: tuple[str, ...] = ()) -> list[str]:
+        argv = ["--budget", str(BUDGET), "--data-root", str(golden_setting.data.root), *extra]
+        return [*argv, "--cfg-options", "pretrain.checkpoint_interval_epochs=2", *options]
+
+    return args
 
 
 def run_cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -33,11 +45,11 @@ def encoder_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    """One uninterrupted micro MAE run (96 steps)."""
+def full_run(tmp_path_factory, golden):
+    """One uninterrupted MAE run (24 steps)."""
     out = tmp_path_factory.mktemp("full")
     summary = pretrain.main(
-        ["--method", "mae", "--budget", "micro", "--work-dir", str(out / "run"), "--work-root", str(out)]
+        golden("--method", "mae", "--work-dir", str(out / "run"), "--work-root", str(out))
     )
     return out, summary
 
@@ -45,12 +57,12 @@ def full_run(tmp_path_factory):
 def test_run_writes_encoder_checkpoints_and_record(full_run):
     out, summary = full_run
     record = read_record(summary["record"])
-    assert record.protocol == "pretrain" and record.method == "mae" and record.budget == "micro"
-    assert record.cost["steps"] == 96 and record.cost["flops_per_image"] > 0
+    assert record.protocol == "pretrain" and record.method == "mae" and record.budget == "golden"
+    assert record.cost["steps"] == 24 and record.cost["flops_per_image"] > 0
     assert record.cost["flops_unit"].startswith("FLOPs")
     assert record.provenance["dataset_manifest_hash"] and record.provenance["world_size"] == 1
     assert 0 < record.extra["teacher_momentum"] < 1
-    assert sorted(p.name for p in (out / "run").glob("iter_*.pth")) == ["iter_64.pth", "iter_96.pth"]
+    assert sorted(p.name for p in (out / "run").glob("iter_*.pth")) == ["iter_16.pth", "iter_24.pth"]
     assert not list((out / "run").glob(".*.tmp"))  # atomic writes leave no temporaries
     # The exported encoder loads strictly into the shared ViT.
     import methods
@@ -60,81 +72,64 @@ def test_run_writes_encoder_checkpoints_and_record(full_run):
     assert report.fraction_loaded == 1.0
 
 
-def test_a_finished_run_is_reused_only_with_the_same_run_key(full_run, monkeypatch):
+def test_a_finished_run_is_reused_only_with_the_same_run_key(full_run, golden, monkeypatch):
     out, summary = full_run
-    args = [
-        "--method",
-        "mae",
-        "--budget",
-        "micro",
-        "--work-dir",
-        str(out / "run"),
-        "--work-root",
-        str(out),
-        "--reuse",
-    ]
+    args = ("--method", "mae", "--work-dir", str(out / "run"), "--work-root", str(out), "--reuse")
     monkeypatch.setattr(pretrain, "Runner", None)  # reuse must not build a Runner at all
-    assert pretrain.main(args) == summary
+    assert pretrain.main(golden(*args)) == summary
     # A changed config (another run key) is not reused: it would need training, hence the Runner.
     with pytest.raises(TypeError, match="'NoneType' object is not callable"):
-        pretrain.main([*args, "--cfg-options", "pretrain.base_lr=0.001"])
+        pretrain.main(golden(*args, options=("pretrain.base_lr=0.001",)))
 
 
-def test_crash_after_first_checkpoint_then_resume_is_bitwise_equal(full_run, tmp_path):
+@pytest.mark.e2e  # two more processes (~10 s of imports each)
+def test_crash_after_first_checkpoint_then_resume_is_bitwise_equal(full_run, golden, tmp_path):
     _, summary = full_run
     work = tmp_path / "crashed"
-    common = ["--method", "mae", "--budget", "micro", "--work-dir", str(work), "--work-root", str(tmp_path)]
-    crashed = run_cli(*common, "--exit-after-step", "32", check=False)
+    common = ("--method", "mae", "--work-dir", str(work), "--work-root", str(tmp_path))
+    crashed = run_cli(*golden(*common, "--exit-after-step", "8"), check=False)
     assert crashed.returncode == 3, crashed.stderr[-2000:]
-    assert (work / "iter_32.pth").is_file() and not (work / "encoder.pth").exists()
-    run_cli(*common, "--resume")
+    assert (work / "iter_8.pth").is_file() and not (work / "encoder.pth").exists()
+    run_cli(*golden(*common, "--resume"))
     resumed, uninterrupted = encoder_state(work / "encoder.pth"), encoder_state(Path(summary["encoder"]))
     assert resumed.keys() == uninterrupted.keys()
     for key in resumed:
         assert torch.equal(resumed[key], uninterrupted[key]), key
 
 
-def test_non_finite_loss_stops_with_step_and_last_checkpoint(tmp_path, monkeypatch):
+def test_non_finite_loss_stops_with_step_and_last_checkpoint(golden, tmp_path, monkeypatch):
     import methods.mae.model as mae_model
 
     original = mae_model.MAE.loss
 
-    def loss_with_nan_at_step_40(self, *args, **kwargs):
+    def loss_with_nan_at_step_10(self, *args, **kwargs):
         losses = original(self, *args, **kwargs)
-        if self.progress.step == 40:
+        if self.progress.step == 10:
             losses = {k: v * float("nan") if "loss" in k else v for k, v in losses.items()}
         return losses
 
-    monkeypatch.setattr(mae_model.MAE, "loss", loss_with_nan_at_step_40)
+    monkeypatch.setattr(mae_model.MAE, "loss", loss_with_nan_at_step_10)
     work = tmp_path / "nan"
-    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 41.*iter_32\.pth"):
-        pretrain.main(
-            ["--method", "mae", "--budget", "micro", "--work-dir", str(work), "--work-root", str(tmp_path)]
-        )
-    assert sorted(p.name for p in work.glob("iter_*.pth")) == ["iter_32.pth"]
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 11.*iter_8\.pth"):
+        pretrain.main(golden("--method", "mae", "--work-dir", str(work), "--work-root", str(tmp_path)))
+    assert sorted(p.name for p in work.glob("iter_*.pth")) == ["iter_8.pth"]
     assert not (work / "encoder.pth").exists()
-    ckpt = torch.load(work / "iter_32.pth", map_location="cpu", weights_only=False)
+    ckpt = torch.load(work / "iter_8.pth", map_location="cpu", weights_only=False)
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
+@pytest.mark.e2e  # two more processes (~10 s of imports each)
 @pytest.mark.skipif(
     shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
     reason="torchrun not installed",
 )
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+def test_two_processes_match_one_process_with_the_same_global_batch(golden, tmp_path):
     steps = "6"
     single = tmp_path / "single"
     run_cli(
-        "--method",
-        "mae",
-        "--budget",
-        "micro",
-        "--work-dir",
-        str(single),
-        "--work-root",
-        str(tmp_path),
-        "--max-steps",
-        steps,
+        *golden(
+            "--method", "mae", "--work-dir", str(single), "--work-root", str(tmp_path), "--max-steps", steps
+        )
     )
     double = tmp_path / "double"
     torchrun = str(Path(sys.executable).parent / "torchrun")
@@ -147,17 +142,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
         str(ROOT / "reproduce/pretrain.py"),
         "--launcher",
         "pytorch",
-        "--method",
-        "mae",
-        "--budget",
-        "micro",
-        "--work-dir",
-        str(double),
-        "--work-root",
-        str(tmp_path / "r2"),
-        "--max-steps",
-        steps,
+        *golden("--method", "mae", "--work-dir", str(double), "--work-root", str(tmp_path / "r2")),
     ]
+    cmd[cmd.index("--cfg-options") : cmd.index("--cfg-options")] = ["--max-steps", steps]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -169,7 +156,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     import methods
 
     torch.manual_seed(0)  # pretrain.py seeds the same way before building the model
-    init = methods.build("mae", budget="micro").encoder.state_dict()
+    init = methods.build("mae", budget="micro").encoder.state_dict()  # the golden setting's arch
     assert max((one[k] - init[k]).abs().max().item() for k in one) > 100 * max(worst, 1e-7)
 
 
@@ -187,6 +174,7 @@ def fake_imagenet(root: Path, classes: int = 2, per_class: int = 8, size: int = 
     return root
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("budget", ["small", "base-300e"])
 def test_real_data_budgets_train_two_steps_at_reduced_size(tmp_path, budget):
     """The small and base budgets are real configs: their arch (ViT-S/16, ViT-B/16), schedule and optimizer

@@ -109,6 +109,7 @@ def test_finetune_follows_maes_schedule(golden_setting, tmp_path, changes, case)
     assert_official(case, [s["lr"] for s in recorder.steps])
 
 
+@pytest.mark.e2e  # a dense fine-tune through mmseg/mmdet (4-8 s a run)
 @pytest.mark.parametrize("warmup", [2, 0])
 def test_ade20k_schedule_is_linear_warmup_then_poly(golden_setting, tmp_path, warmup):
     from downstream.ade20k.protocol import run_ade20k
@@ -130,6 +131,7 @@ def test_ade20k_schedule_is_linear_warmup_then_poly(golden_setting, tmp_path, wa
     assert_closed_form("ADE20K", [s["lr"] for s in recorder.steps], expected)
 
 
+@pytest.mark.e2e  # a dense fine-tune through mmseg/mmdet (4-8 s a run)
 @pytest.mark.parametrize("warmup", [2, 0])
 def test_coco_schedule_is_linear_warmup_then_steps(golden_setting, tmp_path, warmup):
     from downstream.coco.protocol import run_coco

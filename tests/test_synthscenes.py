@@ -114,14 +114,12 @@ def test_config_rejects_unknown_keys_and_single_object_classification():
 @pytest.mark.parametrize(
     ("budget", "size", "train", "val"), [("micro", 32, 2048, 512), ("tiny", 64, 8192, 2048)]
 )
-def test_budget_files_hold_only_data_with_the_calibrated_sizes(budget, size, train, val):
-    from mmengine.config import Config
+def test_budgets_hold_synthscenes_data_with_the_calibrated_sizes(budget, size, train, val):
+    from reproduce.data import budget_config
 
-    cfg = Config.fromfile(str(REPO / "reproduce" / "budgets" / f"synthscenes_{budget}.py"))
-    assert set(cfg.keys()) == {"data"}
-    data = load_config(cfg.data.to_dict())
+    data = budget_config(budget)  # the budget's data section, validated by the generator's loader
     assert (data.imagenet.image_size, data.imagenet.train, data.imagenet.val) == (size, train, val)
-    assert data.root == f"data/synthscenes-{budget}"
+    assert Path(data.root) == REPO / "data" / f"synthscenes-{budget}"
     assert data.davis.frames == 16 and data.davis.val >= 4
     assert data.coco.image_size >= 64
 

@@ -27,6 +27,7 @@ pretrain = dict(
     ema=dict(half_life_fraction=0.1, paper_momentum=0.996),
     precision="auto",
     checkpoint_interval_epochs=20,
+    in_memory=False,  # read image files (True: decode the split once and crop batches in memory; micro/tiny)
     num_workers=10,
     log_interval=50,
 )

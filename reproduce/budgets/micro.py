@@ -28,6 +28,7 @@ pretrain = dict(
     ema=dict(half_life_fraction=0.1, paper_momentum=0.996),
     precision="auto",  # fp32 on CPU, bf16 autocast on GPU
     checkpoint_interval_epochs=1,
+    in_memory=False,
     num_workers=0,
     log_interval=8,
 )
