@@ -28,6 +28,7 @@ import pandas as pd
 from tables.aggregate import CellStats, Row, cell_stats, load_frame, table_rows, write_text_atomic
 from tables.paper_numbers import DEFAULT_PATH, PROTOCOL_TITLES, PaperNumber, load_paper_numbers
 from tables.records import FLOPS_UNIT
+from tables.signal import Spread, gap
 from tables.specs import (
     BASELINE,
     DEFAULT_RECIPE,
@@ -35,6 +36,7 @@ from tables.specs import (
     TABLES,
     Column,
     CostColumn,
+    MeasuredColumn,
     PaperColumn,
     TableSpec,
 )
@@ -392,6 +394,35 @@ def _notes(rt: RenderedTable, frame: pd.DataFrame, unassessed: bool, out: Path) 
     return notes
 
 
+def _gap_section(rt: RenderedTable) -> list[str]:
+    """Each row's gap to the random-init row per compared column, in points and in σ over pretraining seeds
+    (``tables.signal``): what pretraining adds, read against the untrained encoder. Empty without that row."""
+    columns = [c for c in rt.spec.measured if c.compare]
+    if not columns or not any(r.method == BASELINE for r in rt.rows):
+        return []
+    base = next(r for r in rt.rows if r.method == BASELINE)
+
+    def spread(row: Row, c: MeasuredColumn) -> Spread | None:
+        s = rt.stats[(row.key, c.key)]
+        return Spread(s.mean, s.std_pretrain) if s else None
+
+    display = pd.DataFrame(index=[r.label for r in rt.rows if r != base], dtype=object)
+    for c in columns:
+        cells = []
+        for r in (r for r in rt.rows if r != base):
+            row, rand = spread(r, c), spread(base, c)
+            cells.append(gap(row, rand).text(c.digits) if row and rand else DASH)
+        display[c.label] = cells
+    return [
+        f"Gap to `{BASELINE}` (mean difference; in σ, the larger of the two rows' standard deviations over "
+        "pretraining seeds, a row with one pretraining seed read against the other's; `σ n/a`: neither has "
+        "one):",
+        "",
+        _markdown_table(display),
+        "",
+    ]
+
+
 def render_table(
     spec: TableSpec | int,
     work_dir: str | os.PathLike,
@@ -482,6 +513,7 @@ def render_table(
             "",
             _markdown_table(display) if rows else "_No rows: no records of this table's protocols yet._",
             "",
+            *_gap_section(rt),
             *(f"- {n}" for n in rt.notes),
         ]
     )
