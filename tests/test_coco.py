@@ -38,7 +38,7 @@ def encoder(micro, tmp_path_factory):
 
 
 def micro_config(micro, micro_data, encoder, tmp_path, protocol="vitdet") -> Config:
-    arch = {k: ARCHS["micro"][k] for k in ENCODER_ARCH_KEYS}
+    arch = {k: ARCHS[micro.model.arch][k] for k in ENCODER_ARCH_KEYS}
     return detector_config(
         resolve_recipe(micro, protocol),
         encoder_path=encoder.path,
@@ -67,7 +67,7 @@ def test_layer_decay_scales_on_the_built_detector(micro, micro_data, encoder, tm
     with DefaultScope.overwrite_default_scope("mmdet"):
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     base_lr, decay = micro.coco.lr, micro.coco.layer_decay
-    depth = ARCHS["micro"]["depth"]
+    depth = ARCHS[micro.model.arch]["depth"]
     lr_of = {id(p): g["lr"] for g in wrapper.optimizer.param_groups for p in g["params"]}
     checked = {"block": 0, "embedding": 0, "outside": 0}
     for name, param in model.named_parameters():

@@ -112,7 +112,7 @@ def test_config_rejects_unknown_keys_and_single_object_classification():
 
 
 @pytest.mark.parametrize(
-    ("budget", "size", "train", "val"), [("micro", 32, 2048, 512), ("tiny", 64, 8192, 2048)]
+    ("budget", "size", "train", "val"), [("micro", 64, 8192, 2048), ("tiny", 64, 8192, 2048)]
 )
 def test_budgets_hold_synthscenes_data_with_the_calibrated_sizes(budget, size, train, val):
     from reproduce.data import budget_config

@@ -137,10 +137,11 @@ def test_paper_scale_without_the_openai_file_stops_with_one_line(tmp_path):
 def test_pretraining_uses_the_teacher_and_records_its_cost(tmp_path, monkeypatch):
     """Two CMT-MAE steps on micro with a stand-in teacher file: the model loads it, the pretraining record
     carries its cost (Table 1's Teacher training column) and the teacher's key is part of the run key."""
+    clip_name = f"synthclip-{load_budget('micro').model.arch}"  # the budget's teacher architecture
     path = save_clip(
-        build_random_clip("synthclip-micro"),
+        build_random_clip(clip_name),
         tmp_path / "stand-in.pt",
-        {"model_cfg": teachers.clip_model_cfg("synthclip-micro"), "teacher_key": "k1", "cost": _COST},
+        {"model_cfg": teachers.clip_model_cfg(clip_name), "teacher_key": "k1", "cost": _COST},
     )
     calls = []
 
