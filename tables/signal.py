@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tables.specs import BASELINE
 
@@ -95,14 +96,17 @@ def target_failures(cells: Mapping[tuple[str, str], Spread], budget: str, chance
     return failures
 
 
+def table1_spreads(cells: Iterable[Any]) -> dict[tuple[str, str], Spread]:
+    """{(row, column): spread} of the Table 1 cells among regression ``Cell``s (recorded or from records)."""
+    return {(c.row, c.column): Spread(c.mean, c.std) for c in cells if c.table == "table1"}
+
+
 def _table1_cells(work_dir: str | os.PathLike | None, budget: str) -> dict[tuple[str, str], Spread]:
     from tables import regression
 
     if work_dir is None:
-        cells = regression.read_recorded(regression.recorded_path(budget))
-    else:
-        cells = regression.cells_from_records(work_dir, budget, [regression.TABLES[1]])
-    return {(c.row, c.column): Spread(c.mean, c.std) for c in cells if c.table == "table1"}
+        return table1_spreads(regression.read_recorded(regression.recorded_path(budget)))
+    return table1_spreads(regression.cells_from_records(work_dir, budget, [regression.TABLES[1]]))
 
 
 def report(cells: Mapping[tuple[str, str], Spread], columns: tuple[str, ...]) -> str:

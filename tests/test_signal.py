@@ -28,8 +28,7 @@ def cells():
 def test_the_recorded_probe_puts_mae_beyond_3_sigma_above_random_init(cells):
     mae, rand = cells["table1/mae/lin_top1"], cells[f"table1/{BASELINE}/lin_top1"]
     assert mae.n_pretrain_seeds >= 3 and rand.n_pretrain_seeds >= 3
-    spreads = {(c.row, c.column): signal.Spread(c.mean, c.std) for c in cells.values() if c.table == "table1"}
-    assert signal.target_failures(spreads, "micro", chance=100 / 8) == []
+    assert signal.target_failures(signal.table1_spreads(cells.values()), "micro", chance=100 / 8) == []
 
 
 def _spreads(mae_lin, rand_lin, mae_ft=(45.0, 1.0), rand_ft=(36.0, 1.0)):
