@@ -17,6 +17,8 @@ from typing import Any
 
 from mmengine.config import Config
 
+from methods.registry import BUDGET_KEYS
+
 BUDGET_DIR = Path(__file__).resolve().parent / "budgets"
 BUDGET_SECTIONS = ("data", "model", "pretrain")
 
@@ -59,31 +61,16 @@ def flat_keys(tree: Mapping[str, Any], prefix: str = "") -> set[str]:
     return keys
 
 
-# Keys of the MAE argument set that every method shares through the budget's `model` section or the arch.
-ARCH_KEYS = (
-    "img_size",
-    "patch_size",
-    "embed_dim",
-    "depth",
-    "num_heads",
-    "decoder_embed_dim",
-    "decoder_depth",
-    "decoder_num_heads",
-    "mlp_ratio",
-    "norm_pix_loss",
-    "mask_ratio",
-)
-
-
 def check_method_config(method: str, method_cfg: Mapping[str, Any], budget: Config) -> None:
     """Refuse a method config that sets a key the budget fixes (the harness's equal-budget guard).
 
     A key is refused when its path lies in a budget section, or when its last component names a budget
-    key or one of the shared MAE arguments anywhere: ``mask_ratio`` or ``pretrain.epochs`` under any
-    sub-dict of a method config would silently change the budget for one method.
+    key or one of the shared MAE arguments (``methods.registry.BUDGET_KEYS``, which discovery already refuses
+    at a method's top level) anywhere: ``mask_ratio`` or ``pretrain.epochs`` under any sub-dict of a method
+    config would silently change the budget for one method.
     """
     fixed = {k for section in BUDGET_SECTIONS for k in flat_keys(budget[section], section + ".")}
-    fixed_leaves = {k.split(".")[-1] for k in fixed} | set(ARCH_KEYS) | set(BUDGET_SECTIONS)
+    fixed_leaves = {k.split(".")[-1] for k in fixed} | set(BUDGET_KEYS) | set(BUDGET_SECTIONS)
     for key in sorted(flat_keys(method_cfg)):
         if key.split(".")[0] in BUDGET_SECTIONS or key.split(".")[-1] in fixed_leaves:
             raise BudgetError(

@@ -1,9 +1,12 @@
-"""What every table script shares: pretrain (or reuse) each method's encoders under one budget, run
-protocols on them, and write one record per run.
+"""What every table script shares: a flat list of jobs (row x seed x protocol) that this module runs,
+reuses or reports.
 
-Pretraining runs in this process through ``reproduce.pretrain.main`` with ``--reuse --resume``. A finished run
-with the same run key (config, training code and dataset) is reused, an interrupted one resumes, and a stale
-one is never reused (its key differs, so it lives in another folder).
+A table is a plan: for every row (a method and pretraining seed, the random-init baseline per seed, or an
+external encoder file) one job obtains the encoder, then one job per protocol and evaluation seed runs on it
+and writes a record. Pretraining is a typed call (``reproduce.pretrain.pretrain``) with the table's resolved
+budget and prepared dataset; it reuses a finished run with the same run key (config, training code and
+dataset), resumes an interrupted one, and never reuses a stale one (its key differs, so it lives in another
+folder). ``--plan`` prints the jobs and exits.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,41 +42,143 @@ class Encoder:
     record: Path | None = None  # the pretraining record (None for external checkpoints)
 
 
-@dataclass
-class Stage:
+@dataclass(frozen=True)
+class Row:
+    """Where one row's encoder comes from, for one seed: a pretraining run, MAE's initialisation
+    (``random-init``), or a file given with ``--checkpoint``."""
+
+    method: str
+    seed: int = 0
+    kind: str = "pretrain"  # 'pretrain', 'random-init' or 'file'
+    path: Path | None = None  # the encoder file of kind 'file'
+
+    @property
+    def label(self) -> str:
+        if self.kind == "file":
+            return self.method
+        return f"{self.method} ({'init' if self.kind == BASELINE else 'pretrain'} seed {self.seed})"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A protocol a table runs on every row: ``run(encoder, seed)`` returns a ``downstream`` result dict."""
+
     name: str
-    run: Callable[[], Any]
-    weight: float = 1.0  # relative expected duration, for the ETA
+    label: str
+    run: Callable[[Encoder, int], dict[str, Any]]
+    seeds: tuple[int, ...] = (0,)
+    weight: float = 0.5  # relative expected duration, for the ETA
+
+
+@dataclass(frozen=True)
+class Job:
+    """One line of a table's plan: obtain a row's encoder (``protocol`` None) or run a protocol on it."""
+
+    row: Row
+    protocol: Protocol | None = None
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.protocol is None:
+            verb = {"pretrain": "pretrain", BASELINE: "initialise", "file": "read"}[self.row.kind]
+            return f"{self.row.label}: {verb}"
+        several = len(self.protocol.seeds) > 1 or self.seed != 0
+        return f"{self.row.label}: {self.protocol.label}" + (f", seed {self.seed}" if several else "")
+
+    @property
+    def weight(self) -> float:
+        if self.protocol is None:
+            return PRETRAIN_WEIGHT if self.row.kind == "pretrain" else 0.0
+        return self.protocol.weight
+
+
+#: a pretraining job's expected duration relative to the protocols' weights
+PRETRAIN_WEIGHT = 4.0
+
+
+def plan(rows: Iterable[Row], protocols: Sequence[Protocol]) -> list[Job]:
+    """Every row's encoder job followed by its protocol jobs, in order."""
+    jobs = []
+    for row in rows:
+        jobs.append(Job(row))
+        jobs += [Job(row, protocol, seed) for protocol in protocols for seed in protocol.seeds]
+    return jobs
+
+
+def table_rows(
+    names: Iterable[str],
+    pretrain_seeds: Iterable[int],
+    anchor_seeds: Iterable[int],
+    *,
+    baseline: bool = True,
+    checkpoints: Iterable[str] = (),
+) -> list[Row]:
+    """Each method per pretraining seed (``ANCHORS`` per anchor seed), the random-init rows (one
+    initialisation per anchor seed), then the external encoders."""
+    pretrain_seeds, anchor_seeds = list(pretrain_seeds), list(anchor_seeds)
+    rows = [
+        Row(name, seed) for name in names for seed in (anchor_seeds if name in ANCHORS else pretrain_seeds)
+    ]
+    if baseline:
+        rows += [Row(BASELINE, seed, BASELINE) for seed in anchor_seeds]
+    return rows + [Row(e.method, 0, "file", e.path) for e in external_encoders(checkpoints)]
 
 
 @dataclass
-class Progress:
-    """One line per stage with elapsed time and an ETA from the weights of the stages still to run."""
+class Pipeline:
+    """Runs a plan on one budget, dataset and work dir: one progress line per job with elapsed time and an
+    ETA from the weights of the jobs still to run."""
 
-    stages: list[Stage]
-    start: float = field(default_factory=time.perf_counter)
-    done_weight: float = 0.0
+    cfg: Config
+    data: Any  # reproduce.data_root.DataRoot
+    work_dir: Path
 
-    def run(self) -> list[Any]:
-        total = sum(s.weight for s in self.stages) or 1.0
-        results = []
-        for i, stage in enumerate(self.stages, 1):
-            elapsed = time.perf_counter() - self.start
-            eta = (
-                elapsed / self.done_weight * (total - self.done_weight) if self.done_weight else float("nan")
+    def run(self, jobs: Sequence[Job]) -> list[Path]:
+        """Runs the jobs in order; returns the records the protocol jobs wrote."""
+        encoders: dict[Row, Encoder] = {}
+        records: list[Path] = []
+        start, total, done = time.perf_counter(), sum(j.weight for j in jobs) or 1.0, 0.0
+        for i, job in enumerate(jobs, 1):
+            elapsed = time.perf_counter() - start
+            eta = f"~{elapsed / done * (total - done) / 60:.1f} min left" if done else "estimating"
+            print(f"[{i}/{len(jobs)}] {job.label}  ({elapsed / 60:.1f} min elapsed, {eta})", flush=True)
+            if job.protocol is None:
+                encoders[job.row] = self.encoder(job.row)
+            else:
+                encoder = encoders[job.row]
+                result = job.protocol.run(encoder, job.seed)
+                records.append(
+                    protocol_record(
+                        result,
+                        cfg=self.cfg,
+                        encoder=encoder,
+                        manifest_hash=self.data.manifest_hash,
+                        work_dir=self.work_dir,
+                    )
+                )
+            done += job.weight
+        print(f"done: {len(jobs)} jobs in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+        return records
+
+    def encoder(self, row: Row) -> Encoder:
+        if row.kind == "pretrain":
+            return pretrain_encoder(
+                row.method, row.seed, cfg=self.cfg, data=self.data, work_dir=self.work_dir
             )
-            eta_text = "estimating" if eta != eta else f"~{eta / 60:.1f} min left"
-            print(
-                f"[{i}/{len(self.stages)}] {stage.name}  ({elapsed / 60:.1f} min elapsed, {eta_text})",
-                flush=True,
-            )
-            results.append(stage.run())
-            self.done_weight += stage.weight
-        print(
-            f"done: {len(self.stages)} stages in {(time.perf_counter() - self.start) / 60:.1f} min",
-            flush=True,
-        )
-        return results
+        if row.kind == BASELINE:
+            return random_init_encoder(self.cfg, row.seed, self.work_dir)
+        return Encoder(row.method, row.seed, row.path)
+
+
+def run_or_print(jobs: Sequence[Job], pipeline: Pipeline, only_print: bool = False) -> bool:
+    """Run the jobs, or (``--plan``) print them; returns whether they ran."""
+    if only_print:
+        print(f"{len(jobs)} jobs on budget {pipeline.cfg.budget}:")
+        print("\n".join(f"  {job.label}" for job in jobs))
+        return False
+    pipeline.run(jobs)
+    return True
 
 
 def quiet_mmengine() -> None:
@@ -82,27 +187,10 @@ def quiet_mmengine() -> None:
     logging.getLogger("mmengine").setLevel(logging.WARNING)
 
 
-def pretrain_encoder(
-    method: str, budget: str, seed: int, work_dir: Path, data_root: str | None, extra_args: Iterable[str] = ()
-) -> Encoder:
-    """Pretrain (or reuse / resume) one method for one seed; returns its encoder."""
-    args = [
-        "--method",
-        method,
-        "--budget",
-        budget,
-        "--seed",
-        str(seed),
-        "--work-root",
-        str(work_dir),
-        "--reuse",
-        "--resume",
-        *extra_args,
-    ]
-    if data_root:
-        args += ["--data-root", data_root]
-    summary = pretrain.main(args)
-    return Encoder(method, seed, Path(summary["encoder"]), Path(summary["record"]))
+def pretrain_encoder(method: str, seed: int, *, cfg: Config, data: Any, work_dir: Path) -> Encoder:
+    """Pretrain (or reuse / resume) one method for one seed under the table's budget; returns its encoder."""
+    result = pretrain.pretrain(cfg, method, seed=seed, data=data, work_root=work_dir, reuse=True, resume=True)
+    return Encoder(method, seed, result.encoder, result.record)
 
 
 def random_init_encoder(cfg: Config, seed: int, work_dir: Path) -> Encoder:
@@ -133,98 +221,31 @@ def external_encoders(specs: Iterable[str]) -> list[Encoder]:
     return encoders
 
 
-#: (protocol name for --skip, stage label, weight for the ETA) of the ImageNet-1K protocols, in run order
-IN1K_PROTOCOLS = (("linear_probe", "linear probe", 0.5), ("finetune", "fine-tune", 2.0), ("knn", "k-NN", 0.3))
-
-
-def in1k_stages(
-    tag: str,
-    encoder: Callable[[], Encoder],
-    *,
-    cfg: Config,
-    imagenet_root: Path,
-    manifest_hash: str,
-    work_dir: Path,
-    probe_seeds: Iterable[int],
-    ft_seeds: Iterable[int],
-    skip: set[str] = frozenset(),
-) -> list[Stage]:
-    """The ImageNet-1K protocol stages (linear probe per seed, fine-tune per seed, k-NN) of one encoder;
-    ``encoder()`` resolves it when a stage runs, after its pretraining stage."""
-    from downstream.in1k import run_finetune, run_knn, run_linear_probe
-
-    def run(protocol_fn, seed):
-        def go():
-            enc = encoder()
-            out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}"
-            result = protocol_fn(enc.path, cfg, imagenet_root, out, seed=seed, progress=False)
-            return protocol_record(
-                result, cfg=cfg, encoder=enc, manifest_hash=manifest_hash, work_dir=work_dir
-            )
-
-        return go
-
-    seeds = {"linear_probe": list(probe_seeds), "finetune": list(ft_seeds), "knn": [0]}
-    fns = {"linear_probe": run_linear_probe, "finetune": run_finetune, "knn": run_knn}
-    stages = []
-    for protocol, label, weight in IN1K_PROTOCOLS:
-        if protocol in skip:
-            continue
-        for seed in seeds[protocol]:
-            name = f"{tag}: {label}" + ("" if protocol == "knn" else f", seed {seed}")
-            stages.append(Stage(name, run(fns[protocol], seed), weight))
-    return stages
-
-
-def in1k_evaluator(
+def in1k_protocols(
     cfg: Config,
     data: Any,
     work_dir: Path,
     probe_seeds: Iterable[int],
     ft_seeds: Iterable[int],
     skip: set[str] = frozenset(),
-) -> Callable[[str, Callable[[], Encoder]], list[Stage]]:
-    """``evaluate(tag, encoder)`` for ``pretrained_stages``: the ImageNet-1K protocol stages on ``data``
-    (a ``reproduce.data_root.DataRoot``)."""
+) -> list[Protocol]:
+    """The ImageNet-1K protocols on ``data`` (a ``reproduce.data_root.DataRoot``), in run order: the linear
+    probe per seed, the fine-tune per seed, the k-NN once; ``skip`` names protocols to leave out."""
+    from downstream.in1k import run_finetune, run_knn, run_linear_probe
 
-    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
-        return in1k_stages(
-            tag,
-            encoder,
-            cfg=cfg,
-            imagenet_root=data.imagenet,
-            manifest_hash=data.manifest_hash,
-            work_dir=work_dir,
-            probe_seeds=probe_seeds,
-            ft_seeds=ft_seeds,
-            skip=skip,
-        )
+    def on(fn: Callable[..., dict[str, Any]]) -> Callable[[Encoder, int], dict[str, Any]]:
+        def run(enc: Encoder, seed: int) -> dict[str, Any]:
+            out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}"
+            return fn(enc.path, cfg, data.imagenet, out, seed=seed, progress=False)
 
-    return evaluate
+        return run
 
-
-def pretrained_stages(
-    names: Iterable[str],
-    seeds: Iterable[int],
-    *,
-    budget: str,
-    work_dir: Path,
-    data_root: str | None,
-    extra_args: Iterable[str],
-    evaluate: Callable[[str, Callable[[], Encoder]], list[Stage]],
-) -> list[Stage]:
-    """Per method and pretraining seed: a pretraining stage (or reuse), then ``evaluate(tag, encoder)``'s."""
-    stages: list[Stage] = []
-    for name in names:
-        for seed in seeds:
-            encoders: dict[str, Encoder] = {}
-
-            def pretrain_stage(name=name, seed=seed, encoders=encoders):
-                encoders["it"] = pretrain_encoder(name, budget, seed, work_dir, data_root, extra_args)
-
-            stages.append(Stage(f"{name}: pretrain, seed {seed}", pretrain_stage, 4.0))
-            stages += evaluate(f"{name} (pretrain seed {seed})", lambda encoders=encoders: encoders["it"])
-    return stages
+    protocols = [
+        Protocol("linear_probe", "linear probe", on(run_linear_probe), tuple(probe_seeds), 0.5),
+        Protocol("finetune", "fine-tune", on(run_finetune), tuple(ft_seeds), 2.0),
+        Protocol("knn", "k-NN", on(run_knn), (0,), 0.3),
+    ]
+    return [p for p in protocols if p.name not in skip]
 
 
 def protocol_record(
@@ -276,7 +297,7 @@ def protocol_record(
 def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
     """The flags every per-encoder table script takes (``--budget``, ``--methods``, ``--seeds``,
     ``--checkpoint``, ``--data-root``, ``--work-dir``, ``--equalize``, ``--out-dir``, ``--no-results-md``,
-    ``--no-baseline``)."""
+    ``--plan``, ``--no-baseline``)."""
     p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
     p.add_argument(
         "--methods",
@@ -302,6 +323,7 @@ def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
     )
     p.add_argument("--out-dir", default=str(ROOT / "tables" / "out"), help="rendered tables go here")
     p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
+    p.add_argument("--plan", action="store_true", help="print the jobs (row x seed x protocol) and exit")
     p.add_argument(
         "--no-baseline",
         action="store_true",
@@ -325,68 +347,6 @@ def selected_methods(arg: str | None) -> list[str]:
     return names
 
 
-def table_stages(
-    evaluate: Callable[[str, Callable[[], Encoder]], list[Stage]],
-    names: Iterable[str],
-    pretrain_seeds: Iterable[int],
-    *,
-    anchor_seeds: Iterable[int] | None = None,
-    cfg: Config,
-    work_dir: Path,
-    data_root: str | None,
-    baseline: bool = True,
-    checkpoints: Iterable[str] = (),
-) -> list[Stage]:
-    """Every row's stages: each method's pretraining (or reuse) per seed followed by ``evaluate``'s stages,
-    the random-init rows (one initialisation per seed), then the external encoders. ``ANCHORS`` and
-    random-init take ``anchor_seeds`` (default: ``pretrain_seeds``)."""
-    pretrain_seeds = list(pretrain_seeds)
-    anchor_seeds = pretrain_seeds if anchor_seeds is None else list(anchor_seeds)
-    extra_args = ["--cfg-options", f"pretrain.equalize={cfg.pretrain.equalize}"]
-    stages = []
-    for name in names:
-        stages += pretrained_stages(
-            [name],
-            anchor_seeds if name in ANCHORS else pretrain_seeds,
-            budget=cfg.budget,
-            work_dir=work_dir,
-            data_root=data_root,
-            extra_args=extra_args,
-            evaluate=evaluate,
-        )
-    if baseline:
-        for seed in anchor_seeds:
-            init = lambda seed=seed: random_init_encoder(cfg, seed, work_dir)
-            stages += evaluate(f"{BASELINE} (init seed {seed})", init)
-    for ext in external_encoders(checkpoints):
-        stages += evaluate(ext.method, lambda ext=ext: ext)
-    return stages
-
-
-def protocol_evaluator(
-    label: str,
-    run: Callable[[Encoder], dict[str, Any]],
-    *,
-    cfg: Config,
-    manifest_hash: str,
-    work_dir: Path,
-    weight: float = 0.5,
-) -> Callable[[str, Callable[[], Encoder]], list[Stage]]:
-    """``evaluate(tag, encoder)`` for a protocol that runs once per encoder: one stage that calls
-    ``run(encoder)`` (a ``downstream`` result dict) and writes its record."""
-
-    def evaluate(tag: str, encoder: Callable[[], Encoder]) -> list[Stage]:
-        def go():
-            enc = encoder()
-            return protocol_record(
-                run(enc), cfg=cfg, encoder=enc, manifest_hash=manifest_hash, work_dir=work_dir
-            )
-
-        return [Stage(f"{tag}: {label}", go, weight)]
-
-    return evaluate
-
-
 def eval_dir(work_dir: Path, cfg: Config, enc: Encoder, protocol: str) -> Path:
     """Where a protocol writes its run on one encoder: ``work_dir/eval/<budget>/<method>/pretrain<seed>``."""
     return work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}" / protocol
@@ -394,39 +354,56 @@ def eval_dir(work_dir: Path, cfg: Config, enc: Encoder, protocol: str) -> Path:
 
 @dataclass
 class TableRun:
-    """What a per-encoder table script resolved from its flags before any stage runs."""
+    """What a table resolved before any job runs: the budget, its prepared dataset, the rows and seeds, and
+    where records and rendered tables go. Built from a table script's flags (``prepare_table``) or by a
+    caller that runs several tables on one dataset and work dir (``open_table``, e.g. reproduce/record.py)."""
 
-    args: argparse.Namespace
     cfg: Config
-    work_dir: Path
     data: Any  # reproduce.data_root.DataRoot
+    work_dir: Path
     names: list[str]
-    pretrain_seeds: range
-    anchor_seeds: range  # MAE's and random-init's (DEFAULT_SEEDS)
+    seeds: int | None = None  # --seeds: every row and evaluation gets this many; None: DEFAULT_SEEDS
+    baseline: bool = True
+    checkpoints: tuple[str, ...] = ()
+    out_dir: Path = ROOT / "tables" / "out"
+    results_md: Path | None = ROOT / "RESULTS.md"
+    plan_only: bool = False
 
-    def render(self, table: int):
-        """Render table ``table`` from the records under the work dir (and its RESULTS.md section)."""
+    def eval_seeds(self) -> tuple[range, range, range, range]:
+        """(pretraining, linear-probe, fine-tune, anchor pretraining) seeds: ``seeds`` of each, with one
+        fine-tune seed, or the budget's ``DEFAULT_SEEDS``."""
+        if self.seeds is not None:
+            n = self.seeds
+            return range(n), range(n), range(1), range(n)
+        pre, probe, ft, anchor = DEFAULT_SEEDS.get(self.cfg.budget, (1, 1, 1, 1))
+        return range(pre), range(probe), range(ft), range(anchor)
+
+    def rows(self, names: Sequence[str] | None = None, baseline: bool | None = None) -> list[Row]:
+        """The rows of ``names`` (default: this run's methods) with the random-init and external rows."""
+        pre, _, _, anchor = self.eval_seeds()
+        return table_rows(
+            self.names if names is None else names,
+            pre,
+            anchor,
+            baseline=self.baseline if baseline is None else baseline,
+            checkpoints=self.checkpoints,
+        )
+
+    def run(self, protocols: Sequence[Protocol], rows: Sequence[Row] | None = None) -> bool:
+        """Run (or with ``plan_only`` print) the plan of ``rows`` (default: ``rows()``) x ``protocols``.
+        Returns False when it only printed the plan."""
+        return run_or_print(
+            plan(self.rows() if rows is None else rows, protocols),
+            Pipeline(self.cfg, self.data, self.work_dir),
+            only_print=self.plan_only,
+        )
+
+    def render(self, table: Any):
+        """Render ``table`` (a number or a ``TableSpec``) from the records under the work dir (and its
+        RESULTS.md section unless ``results_md`` is None)."""
         from tables.render import render_table
 
-        args = self.args
-        results_md = None if args.no_results_md else ROOT / "RESULTS.md"
-        return render_table(table, self.work_dir, self.cfg.budget, Path(args.out_dir), results_md=results_md)
-
-    def run(self, evaluate: Callable[[str, Callable[[], Encoder]], list[Stage]]) -> None:
-        """Every row's stages (pretraining or reuse, then ``evaluate``), with progress lines."""
-        args = self.args
-        stages = table_stages(
-            evaluate,
-            self.names,
-            self.pretrain_seeds,
-            anchor_seeds=self.anchor_seeds,
-            cfg=self.cfg,
-            work_dir=self.work_dir,
-            data_root=args.data_root,
-            baseline=not args.no_baseline,
-            checkpoints=args.checkpoint,
-        )
-        Progress(stages).run()
+        return render_table(table, self.work_dir, self.cfg.budget, self.out_dir, results_md=self.results_md)
 
 
 #: Seeds per budget when ``--seeds`` is not given: (pretraining, linear-probe, fine-tune, anchor pretraining).
@@ -438,26 +415,53 @@ DEFAULT_SEEDS = {"micro": (3, 3, 1, 3), "tiny": (1, 3, 1, 3)}
 #: the methods that get the anchor seed count (with random-init): the reference every gap is measured against
 ANCHORS = ("mae",)
 
+#: a table's check of its recipe and dataset: ``check(cfg, data)`` raises ValueError or DatasetError
+Check = Callable[[Config, Any], Any]
 
-def prepare_table(args: argparse.Namespace, check: Callable[[Config, Any], Any] | None = None) -> TableRun:
-    """Load the budget (with ``--equalize``), prepare the dataset, and run ``check(cfg, data_root)``: a bad
-    recipe or dataset stops the run now, in one line, not after hours of pretraining."""
+
+def open_table(
+    budget: str,
+    *,
+    work_dir: Path,
+    data_root: str | None = None,
+    equalize: str | None = None,
+    methods: str | None = None,
+    checks: Sequence[Check] = (),
+    **options: Any,
+) -> TableRun:
+    """Load the budget (with ``equalize``), prepare its dataset once, and run every ``check(cfg, data)``: a
+    bad recipe or dataset stops the run now, in one line, not after hours of pretraining. ``methods`` as
+    ``--methods``; ``options`` are ``TableRun`` fields (seeds, baseline, checkpoints, out_dir, ...)."""
     from downstream.datasets.errors import DatasetError
-    from reproduce import data_root
+    from reproduce import data_root as data_roots
     from reproduce.budget import load_budget
 
     quiet_mmengine()
-    cfg = load_budget(args.budget)
-    if args.equalize:
-        cfg.pretrain.equalize = args.equalize
-    data = data_root.prepare(cfg, args.data_root)
-    if check is not None:
+    cfg = load_budget(budget)
+    if equalize:
+        cfg.pretrain.equalize = equalize
+    data = data_roots.prepare(cfg, data_root)
+    for check in checks:
         try:
             check(cfg, data)
         except (ValueError, DatasetError) as e:
             raise SystemExit(f"error: {e}") from None
-    pre, _, _, anchor = DEFAULT_SEEDS.get(cfg.budget, (1, 1, 1, 1))
-    if args.seeds is not None:
-        pre = anchor = args.seeds
-    names = selected_methods(args.methods)
-    return TableRun(args, cfg, Path(args.work_dir), data, names, range(pre), range(anchor))
+    return TableRun(cfg, data, Path(work_dir), selected_methods(methods), **options)
+
+
+def prepare_table(args: argparse.Namespace, check: Check | None = None) -> TableRun:
+    """``open_table`` from the flags of ``add_table_args``."""
+    return open_table(
+        args.budget,
+        work_dir=Path(args.work_dir),
+        data_root=args.data_root,
+        equalize=args.equalize,
+        methods=args.methods,
+        checks=[check] if check else [],
+        seeds=args.seeds,
+        baseline=not args.no_baseline,
+        checkpoints=tuple(args.checkpoint),
+        out_dir=Path(args.out_dir),
+        results_md=None if args.no_results_md else ROOT / "RESULTS.md",
+        plan_only=args.plan,
+    )

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,13 @@ from methods.base import PARAMWISE_CFG
 from methods.cost import FLOPS_UNIT, count_flops
 from methods.registry import get_spec
 from reproduce import budget as budgets
+from reproduce import clip_teacher_files as clip_teachers
 from reproduce import data_root
-from reproduce import teacher as teachers
+from reproduce.code_key import code_hash, training_modules
 from reproduce.harness import init_cpu_process_group, unwrap  # also registers the loop, hooks, backend
 from reproduce.pretrain_data import CropBatch, DecodedImages, KeyedViews, PretrainDataset
-from reproduce.provenance import files_hash, provenance, stable_hash
-from tables.records import Record, read_record, write_record
+from reproduce.provenance import provenance, stable_hash
+from tables.records import Record, read_record, record_path, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,44 +143,29 @@ def measure_step_flops(model: torch.nn.Module, batch: int, img_size: int) -> int
     return count_flops(step)
 
 
-HARNESS_FILES = (
-    "reproduce/pretrain.py",
-    "reproduce/pretrain_data.py",
-    "reproduce/harness.py",
-    "reproduce/budget.py",
-)
-
-
-def training_code_files(method: str) -> list[Path]:
-    """The source files that decide how ``method`` trains: the shared modules of ``methods/``, the method's
-    own folder, and the harness. A change to any of them makes earlier checkpoints stale."""
-    spec = get_spec(method)
-    folder = spec.folder or (ROOT / "methods" / (spec.base or method))
-    shared = sorted((ROOT / "methods").glob("*.py"))
-    return shared + sorted(folder.rglob("*.py")) + [ROOT / f for f in HARNESS_FILES]
-
-
 def run_key(config_dump: dict[str, Any], method: str, manifest_hash: str) -> str:
-    """Identity of a pretraining run: config (budget, method config, seed, overrides) + training code +
-    dataset. Equal keys mean an existing checkpoint may be reused; anything else retrains."""
-    return stable_hash(
-        {"config": config_dump, "code": files_hash(training_code_files(method)), "data": manifest_hash}
-    )
+    """Identity of a pretraining run: config (budget, method config, seed, overrides) + the code the method
+    trains with (``reproduce.code_key``: its imports, not comments or docstrings) + dataset. Equal keys mean
+    an existing checkpoint may be reused; anything else retrains."""
+    return stable_hash({"config": config_dump, "code": training_code_hash(method), "data": manifest_hash})
+
+
+def training_code_hash(method: str) -> str:
+    return code_hash(training_modules(get_spec(method).cls.__module__))
 
 
 def finished_run(
-    work_dir: Path, key: str, records_dir: str, budget: str, method: str, seed: int
-) -> dict[str, str] | None:
-    """The summary of a finished run with this key in ``work_dir`` (encoder and record present), else None."""
+    work_dir: Path, key: str, records_dir: str | Path, budget: str, method: str, seed: int
+) -> PretrainResult | None:
+    """The result of a finished run with this key in ``work_dir`` (encoder and record present), else None."""
     from methods.backbone import read_encoder
-    from tables.records import record_path
 
     encoder, record = work_dir / "encoder.pth", record_path(records_dir, budget, method, "pretrain", seed)
     if not (encoder.is_file() and record.is_file()):
         return None
     if read_encoder(encoder)["meta"].get("run_key") != key or read_record(record).extra.get("run_key") != key:
         return None
-    return {"record": str(record), "encoder": str(encoder)}
+    return PretrainResult(work_dir, encoder, record, key, reused=True)
 
 
 def pretrain_data(pre: Any, train_set: ImageFolderDataset, key: str, img_size: int, seed: int) -> dict:
@@ -202,46 +189,86 @@ def expected_world_size(launcher: str) -> int:
     return 1
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PretrainResult:
+    """What a pretraining run leaves: its folder, the exported encoder and its ``pretrain`` record."""
+
+    run_dir: Path
+    encoder: Path
+    record: Path
+    run_key: str
+    reused: bool = False  # a finished run with the same key was found; nothing trained
+
+
+def main(argv: list[str] | None = None) -> PretrainResult:
     return run(parse_args(argv))
 
 
-def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
-    """Pretrain as the command line ``args`` say; ``hooks`` are added to the Runner (the golden traces record
-    every step through one). Returns the summary (``record``, ``encoder`` paths)."""
-    if args.work_root is None:
-        args.work_root = str(args.work_dir or ROOT / "work_dirs")
+def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> PretrainResult:
+    """The command line: load the budget (with ``--cfg-options``), prepare its dataset, then ``pretrain``."""
     cfg = budgets.load_budget(args.budget)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    method_cfg = methods.method_config(args.method)
-    budgets.check_method_config(args.method, method_cfg, cfg)
+    return pretrain(
+        cfg,
+        args.method,
+        seed=args.seed,
+        data=data_root.prepare(cfg, args.data_root),
+        work_root=Path(args.work_root or args.work_dir or ROOT / "work_dirs"),
+        work_dir=Path(args.work_dir) if args.work_dir else None,
+        resume=args.resume,
+        reuse=args.reuse,
+        max_steps=args.max_steps,
+        exit_after_step=args.exit_after_step,
+        launcher=args.launcher,
+        hooks=hooks,
+    )
+
+
+def pretrain(
+    cfg: Config,
+    method: str,
+    *,
+    seed: int = 0,
+    data: data_root.DataRoot,
+    work_root: Path,
+    work_dir: Path | None = None,
+    resume: bool = False,
+    reuse: bool = False,
+    max_steps: int | None = None,
+    exit_after_step: int | None = None,
+    launcher: str = "none",
+    hooks: Sequence[Hook] = (),
+) -> PretrainResult:
+    """Pretrain ``method`` under the resolved budget ``cfg`` on ``data`` (a prepared ``DataRoot``).
+
+    The run folder defaults to ``<work_root>/<budget>/<method>/seed<N>/<run key>``; records go under
+    ``work_root``. ``reuse`` returns a finished run with the same key at once; ``resume`` continues from the
+    folder's last checkpoint. ``hooks`` are added to the Runner (the golden traces record every step through
+    one)."""
+    method_cfg = methods.method_config(method)
+    budgets.check_method_config(method, method_cfg, cfg)
     pre = cfg.pretrain
-    data = data_root.prepare(cfg, args.data_root)
     # A method with a CLIP teacher (CMT-MAE) gets the budget's trained teacher (built first when missing) or
     # the released file; other methods get None and nothing below changes for them.
-    teacher = teachers.teacher_inputs(args.method, cfg, method_cfg, args.work_root, data)
+    teacher = clip_teachers.teacher_inputs(method, cfg, method_cfg, str(work_root), data)
     config_dump = {
         "budget": cfg.to_dict(),
-        "method": args.method,
+        "method": method,
         "method_config": method_cfg,
-        "seed": args.seed,
-        "max_steps": args.max_steps,
+        "seed": seed,
+        "max_steps": max_steps,
         **({"teacher_key": teacher.key} if teacher else {}),
     }
-    key = run_key(config_dump, args.method, data.manifest_hash)
-    work_dir = Path(
-        args.work_dir or Path(args.work_root) / cfg.budget / args.method / f"seed{args.seed}" / key
-    )
-    if args.reuse and (
-        previous := finished_run(work_dir, key, args.work_root, cfg.budget, args.method, args.seed)
-    ):
-        print_log(f"pretrain: reusing {previous['encoder']} (run key {key})", logger="current")
+    key = run_key(config_dump, method, data.manifest_hash)
+    work_dir = work_dir or Path(work_root) / cfg.budget / method / f"seed{seed}" / key
+    if reuse and (previous := finished_run(work_dir, key, work_root, cfg.budget, method, seed)):
+        print_log(f"pretrain: reusing {previous.encoder} (run key {key})", logger="current")
         return previous
     train_set = ImageFolderDataset(data.imagenet, split="train")
-    torch.manual_seed(args.seed)  # the initial weights; every process builds the same ones
-    model = budgets.build_model(args.method, cfg, **({"teacher_file": str(teacher.path)} if teacher else {}))
-    model.seed = args.seed
+    torch.manual_seed(seed)  # the initial weights; every process builds the same ones
+    model = budgets.build_model(method, cfg, **({"teacher_file": str(teacher.path)} if teacher else {}))
+    model.seed = seed
 
     # Cost per image, measured before training (it also decides the step count under equalize='flops').
     probe_batch = 8
@@ -254,11 +281,11 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         )
     # The schedules (lr, EMA, every method's own) follow the planned run; --max-steps only stops it early.
     planned_steps, steps_per_epoch = budgets.steps_for(pre, len(train_set), cost_ratio)
-    max_steps = min(planned_steps, args.max_steps) if args.max_steps else planned_steps
+    steps = min(planned_steps, max_steps) if max_steps else planned_steps
     momentum = budgets.ema_momentum(pre.ema, planned_steps)
     model.teacher_momentum = momentum
 
-    world_size = expected_world_size(args.launcher)
+    world_size = expected_world_size(launcher)
     if pre.batch_size % world_size:
         raise budgets.BudgetError(
             f"pretrain.batch_size {pre.batch_size} is not divisible by {world_size} processes"
@@ -266,18 +293,18 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     lr = budgets.learning_rate(pre)
     on_gpu = torch.cuda.is_available()
     precision = "bf16-autocast" if (pre.precision == "auto" and on_gpu) else "fp32"
-    distributed_cpu = args.launcher != "none" and not on_gpu
+    distributed_cpu = launcher != "none" and not on_gpu
     if distributed_cpu:
         init_cpu_process_group()
     runner = Runner(
         model=model,
         work_dir=str(work_dir),
-        experiment_name=f"{cfg.budget}-{args.method}-seed{args.seed}",
+        experiment_name=f"{cfg.budget}-{method}-seed{seed}",
         train_dataloader=dict(
-            **pretrain_data(pre, train_set, data.manifest_hash, model.img_size, args.seed),
+            **pretrain_data(pre, train_set, data.manifest_hash, model.img_size, seed),
             sampler=dict(
                 type="KeyedInfiniteSampler",
-                seed=args.seed,
+                seed=seed,
                 shuffle=True,
                 batch_size=pre.batch_size // world_size,
             ),
@@ -285,7 +312,7 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             num_workers=pre.num_workers,
             persistent_workers=pre.num_workers > 0,
         ),
-        train_cfg=dict(type="StepLoop", max_iters=max_steps),
+        train_cfg=dict(type="StepLoop", max_iters=steps),
         optim_wrapper=dict(
             type="AmpOptimWrapper" if precision != "fp32" else "OptimWrapper",
             **({"dtype": "bfloat16"} if precision != "fp32" else {}),
@@ -319,18 +346,18 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             ),
             dict(type="TrainingProgressHook", steps_per_epoch=steps_per_epoch, planned_steps=planned_steps),
             dict(type="ThroughputHook", global_batch=pre.batch_size),
-            *([dict(type="ExitAfterStepHook", step=args.exit_after_step)] if args.exit_after_step else []),
+            *([dict(type="ExitAfterStepHook", step=exit_after_step)] if exit_after_step else []),
         ],
         log_processor=dict(by_epoch=False, window_size=pre.log_interval),
-        randomness=dict(seed=args.seed, deterministic=True),
-        resume=args.resume,
-        launcher=args.launcher,
+        randomness=dict(seed=seed, deterministic=True),
+        resume=resume,
+        launcher=launcher,
         # Runner reads the DDP wrapper from its cfg; the cfg is also dumped into the run folder. Without yapf:
         # mmengine re-formats it on every dump, log and checkpoint (~2 s each on a 2-core machine).
         cfg=Config(
             dict(
                 budget=cfg.to_dict(),
-                method=args.method,
+                method=method,
                 method_config=method_cfg,
                 model_wrapper_cfg=dict(type="CPUDistributedDataParallel", broadcast_buffers=False)
                 if distributed_cpu
@@ -355,29 +382,29 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         world_size=world_size,
         batch_size=pre.batch_size,
         precision=precision,
-        seed=args.seed,
-        code_hash=files_hash(training_code_files(args.method)),
+        seed=seed,
+        code_hash=training_code_hash(method),
         run_key=key,
     )
     meta = {
-        "method": args.method,
+        "method": method,
         "budget": cfg.budget,
         "budget_model": dict(cfg.model),
-        "steps": max_steps,
+        "steps": steps,
         "teacher_momentum": momentum,
         "run_key": key,
         "provenance": prov,
     }
-    summary: dict[str, Any] = {}
+    encoder_path = work_dir / "encoder.pth"
+    record_file = record_path(work_root, cfg.budget, method, "pretrain", seed)
     if is_main_process():
-        encoder_path = work_dir / "encoder.pth"
         encoder_sha256 = export_encoder(model, encoder_path, meta)
-        images = max_steps * pre.batch_size
+        images = steps * pre.batch_size
         record = Record(
             budget=cfg.budget,
-            method=args.method,
+            method=method,
             protocol="pretrain",
-            seed=args.seed,
+            seed=seed,
             metrics={"final_loss": float(runner.message_hub.get_scalar("train/loss").current())},
             cost={
                 "flops_per_image": flops_per_image,
@@ -386,10 +413,10 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
                 "train_images": images,
                 "total_flops": flops_per_image * images,
                 "wall_s": wall,
-                "steps": max_steps,
+                "steps": steps,
                 "cost_ratio_vs_mae": cost_ratio,
                 # a method's own extra costs, e.g. its teacher's training (teacher_total_flops, Table 1)
-                **getattr(model, "extra_cost", {}),
+                **getattr(model, "extra_cost", {}),  # TODO(contract)
             },
             provenance=prov,
             extra={
@@ -400,15 +427,15 @@ def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
                 "lr": lr,
                 "steps_per_epoch": steps_per_epoch,
                 "planned_steps": planned_steps,
-                "max_steps_override": args.max_steps,
+                "max_steps_override": max_steps,
                 # an ablation (a method's config.py 'ablations') is a row only of the tables that name it
-                "ablation": get_spec(args.method).ablation,
-                **getattr(model, "extra_record", {}),
+                "ablation": get_spec(method).ablation,
+                **getattr(model, "extra_record", {}),  # TODO(contract)
             },
         )
-        summary = {"record": str(write_record(record, args.work_root)), "encoder": str(encoder_path)}
-        print_log(f"pretrain done: {summary}", logger="current", level=logging.INFO)
-    return summary
+        write_record(record, work_root)
+        print_log(f"pretrain done: {encoder_path}, {record_file}", logger="current", level=logging.INFO)
+    return PretrainResult(work_dir, encoder_path, record_file, key)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from reproduce import table1, table2, table3, table4, table5  # noqa: E402
+from reproduce.pipeline import open_table  # noqa: E402
 from tables.regression import cells_from_records, read_recorded, recorded_path, write_recorded  # noqa: E402
 from tables.specs import TABLES  # noqa: E402
 
@@ -67,31 +68,30 @@ def main(argv: list[str] | None = None) -> Path:
         raise SystemExit(
             f"--seeds {args.seeds}: the recorded spread needs at least {MIN_SEEDS} pretraining seeds"
         )
+    tables = sorted({int(t) for t in args.tables.split(",")})
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise SystemExit(f"--tables: unknown table(s) {unknown}; known: {sorted(TABLES)}")
     with tempfile.TemporaryDirectory(prefix="mim-record-") as tmp:
         work_dir = Path(args.work_dir or tmp)
-        table_args = [
-            "--budget",
+        # one budget, dataset and work dir for every table; each table's recipe and data are checked first
+        checks = {2: table2.check_data, 3: table3.checker(), 4: table4.check_data}
+        t = open_table(
             args.budget,
-            "--seeds",
-            str(args.seeds),
-            "--work-dir",
-            str(work_dir),
-            "--out-dir",
-            str(work_dir / "out"),
-            "--no-results-md",
-        ]
-        tables = sorted({int(t) for t in args.tables.split(",")})
-        unknown = sorted(set(tables) - set(TABLES))
-        if unknown:
-            raise SystemExit(f"--tables: unknown table(s) {unknown}; known: {sorted(TABLES)}")
-        methods = ["--methods", args.methods] if args.methods else []
+            work_dir=work_dir,
+            methods=args.methods,
+            checks=[checks[n] for n in tables if n in checks],
+            seeds=args.seeds,
+            out_dir=work_dir / "out",
+            results_md=None,
+        )
         # Tables 2-4 evaluate the encoders Table 1 pretrained (reused by run key); Table 5 has its own rows
-        scripts = {1: table1.main, 2: table2.main, 3: table3.main, 4: table4.main}
+        runs = {1: table1.run_table, 2: table2.run_table, 3: table3.run_table, 4: table4.run_table}
         for number in tables:
             if number == 5:
-                table5.main([*table_args, "--rows", args.rows5])
+                table5.run_table(t, args.rows5.split(","))
             else:
-                scripts[number]([*table_args, *methods])
+                runs[number](t)
         out = Path(args.out or recorded_path(args.budget))
         cells = cells_from_records(work_dir, args.budget, [TABLES[t] for t in tables])
         if args.merge and out.is_file():

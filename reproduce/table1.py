@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from reproduce.pipeline import DEFAULT_SEEDS, add_table_args, in1k_evaluator, prepare_table  # noqa: E402
+from reproduce.pipeline import TableRun, add_table_args, in1k_protocols, prepare_table  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,23 +36,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def seeds_for(budget: str, requested: int | None) -> tuple[range, range, range, range]:
-    """(pretraining, linear-probe, fine-tune, anchor pretraining) seeds: ``--seeds N`` or the budget's
-    ``DEFAULT_SEEDS``."""
-    if requested is not None:
-        return range(requested), range(requested), range(1), range(requested)
-    pre, probe, ft, anchor = DEFAULT_SEEDS.get(budget, (1, 1, 1, 1))
-    return range(pre), range(probe), range(ft), range(anchor)
-
-
-def main(argv: list[str] | None = None) -> Path:
-    args = parse_args(argv)
-    t = prepare_table(args)
-    _, probe_seeds, ft_seeds, _ = seeds_for(t.cfg.budget, args.seeds)
-    skip = set(filter(None, args.skip.split(",")))
-    t.run(in1k_evaluator(t.cfg, t.data, t.work_dir, probe_seeds, ft_seeds, skip))
+def run_table(t: TableRun, skip: frozenset[str] = frozenset()) -> Path | None:
+    """Every row's pretraining and ImageNet-1K protocols (``skip`` leaves some out), then the rendered
+    Table 1; None when ``t`` only prints its plan."""
+    _, probe_seeds, ft_seeds, _ = t.eval_seeds()
+    if not t.run(in1k_protocols(t.cfg, t.data, t.work_dir, probe_seeds, ft_seeds, skip)):
+        return None
     print(t.render(1).markdown)
-    return Path(args.out_dir) / t.cfg.budget / "table1.md"
+    return t.out_dir / t.cfg.budget / "table1.md"
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    args = parse_args(argv)
+    return run_table(prepare_table(args), frozenset(filter(None, args.skip.split(","))))
 
 
 if __name__ == "__main__":

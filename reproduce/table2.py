@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 from downstream.ade20k import run_ade20k  # noqa: E402
 from downstream.ade20k.protocol import num_classes_of, resolve_recipe  # noqa: E402
 from downstream.datasets.ade20k_layout import check_ade20k_root  # noqa: E402
-from reproduce.pipeline import Encoder, add_table_args, eval_dir, prepare_table, protocol_evaluator  # noqa: E402
+from reproduce.pipeline import Encoder, Protocol, TableRun, add_table_args, eval_dir, prepare_table  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,18 +46,21 @@ def check_data(cfg, data) -> dict:
     return recipe
 
 
-def main(argv: list[str] | None = None) -> Path:
-    args = parse_args(argv)
-    t = prepare_table(args, check_data)
+def run_table(t: TableRun) -> Path | None:
+    """UperNet on every row's encoder, then the rendered Table 2; None when ``t`` only prints its plan."""
 
-    def run(enc: Encoder) -> dict:
+    def run(enc: Encoder, seed: int) -> dict:
         out = eval_dir(t.work_dir, t.cfg, enc, "ade20k")
-        return run_ade20k(enc.path, t.cfg, t.data.ade20k, out, seed=0, progress=sys.stderr.isatty())
+        return run_ade20k(enc.path, t.cfg, t.data.ade20k, out, seed=seed, progress=sys.stderr.isatty())
 
-    label = "ADE20K UperNet"
-    t.run(protocol_evaluator(label, run, cfg=t.cfg, manifest_hash=t.data.manifest_hash, work_dir=t.work_dir))
+    if not t.run([Protocol("ade20k", "ADE20K UperNet", run)]):
+        return None
     print(t.render(2).markdown)
-    return Path(args.out_dir) / t.cfg.budget / "table2.md"
+    return t.out_dir / t.cfg.budget / "table2.md"
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    return run_table(prepare_table(parse_args(argv), check_data))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from downstream.coco.protocol import PROTOCOLS, resolve_recipe  # noqa: E402
 from downstream.datasets.coco_layout import check_coco_root  # noqa: E402
-from reproduce.pipeline import Encoder, add_table_args, eval_dir, prepare_table, protocol_evaluator  # noqa: E402
+from reproduce.pipeline import Encoder, Protocol, TableRun, add_table_args, eval_dir, prepare_table  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,26 +52,35 @@ def check_coco(coco: Path, synthscenes: bool) -> None:
         check_coco_root(coco, split, classes=SHAPES if synthscenes else None)
 
 
-def main(argv: list[str] | None = None) -> Path:
-    args = parse_args(argv)
+def checker(protocol: str | None = None):
+    """The check of the recipe (with ``protocol``) and both COCO splits, for ``open_table``."""
 
     def check(cfg, data) -> None:
-        resolve_recipe(cfg, args.protocol)
+        resolve_recipe(cfg, protocol)
         check_coco(data.coco, str(cfg.data.name).startswith("synthscenes"))
 
-    t = prepare_table(args, check)
+    return check
 
-    def run(enc: Encoder) -> dict:
+
+def run_table(t: TableRun, protocol: str | None = None) -> Path | None:
+    """Mask R-CNN on every row's encoder, then the rendered Table 3; None when ``t`` only prints its plan."""
+
+    def run(enc: Encoder, seed: int) -> dict:
         from downstream.coco import run_coco
 
         out = eval_dir(t.work_dir, t.cfg, enc, "coco")
         progress = sys.stderr.isatty()
-        return run_coco(enc.path, t.cfg, t.data.coco, out, seed=0, protocol=args.protocol, progress=progress)
+        return run_coco(enc.path, t.cfg, t.data.coco, out, seed=seed, protocol=protocol, progress=progress)
 
-    label = "COCO Mask R-CNN"
-    t.run(protocol_evaluator(label, run, cfg=t.cfg, manifest_hash=t.data.manifest_hash, work_dir=t.work_dir))
+    if not t.run([Protocol("coco", "COCO Mask R-CNN", run)]):
+        return None
     print(t.render(3).markdown)
-    return Path(args.out_dir) / t.cfg.budget / "table3.md"
+    return t.out_dir / t.cfg.budget / "table3.md"
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    args = parse_args(argv)
+    return run_table(prepare_table(args, checker(args.protocol)), args.protocol)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from downstream.datasets.davis import check_davis_root  # noqa: E402
 from downstream.davis import run_davis  # noqa: E402
 from downstream.davis.protocol import resolve_recipe  # noqa: E402
 from downstream.davis.visualize import sequence_panel  # noqa: E402
-from reproduce.pipeline import Encoder, add_table_args, eval_dir, prepare_table, protocol_evaluator  # noqa: E402
+from reproduce.pipeline import Encoder, Protocol, TableRun, add_table_args, eval_dir, prepare_table  # noqa: E402
 from tables.specs import row_order_key  # noqa: E402
 
 VISUALISATION = "table4_davis.png"
@@ -50,39 +50,43 @@ def check_data(cfg, data) -> dict:
     return recipe
 
 
-def main(argv: list[str] | None = None) -> Path:
-    args = parse_args(argv)
-    t = prepare_table(args, check_data)
-    cfg, data, pretrain_seeds = t.cfg, t.data, t.pretrain_seeds
+def run_table(t: TableRun, sequence: str | None = None) -> Path | None:
+    """Label propagation on every row's encoder, the rendered Table 4 and a panel of ``sequence`` (default:
+    the split's first) for each row's first pretraining seed; None when ``t`` only prints its plan."""
+    cfg, data, first_seed = t.cfg, t.data, t.eval_seeds()[0][0]
     recipe = resolve_recipe(cfg)
     shown: dict[str, Path] = {}  # row -> predictions of its first pretraining seed, for the visualisation
     scores: dict[str, float] = {}
 
-    def run(enc: Encoder) -> dict:
+    def run(enc: Encoder, seed: int) -> dict:
         out = eval_dir(t.work_dir, cfg, enc, "davis")
-        result = run_davis(enc.path, cfg, data.davis, out, seed=0, progress=sys.stderr.isatty())
-        if enc.pretrain_seed == pretrain_seeds[0]:  # the visualised row
+        result = run_davis(enc.path, cfg, data.davis, out, seed=seed, progress=sys.stderr.isatty())
+        if enc.pretrain_seed == first_seed:  # the visualised row
             shown[enc.method] = Path(result["results_dir"])
             scores[enc.method] = result["metrics"]["JF_mean"]
         return result
 
-    label = "DAVIS label propagation"
-    t.run(protocol_evaluator(label, run, cfg=cfg, manifest_hash=data.manifest_hash, work_dir=t.work_dir))
-
-    out = Path(args.out_dir) / cfg.budget
+    if not t.run([Protocol("davis", "DAVIS label propagation", run)]):
+        return None
+    out = t.out_dir / cfg.budget
     rendered = t.render(4)
     rows = sorted(shown, key=row_order_key)
     panel = sequence_panel(
         data.davis,
         {f"{m} (J&F {scores[m]:.1f})": shown[m] for m in rows},
         out / VISUALISATION,
-        sequence=args.sequence,
+        sequence=sequence,
         split=recipe["split"],
         title=f"Table 4 ({cfg.budget}): DAVIS label propagation, first pretraining seed of each row",
     )
     print(rendered.markdown)
     print(f"visualisation: {panel}")
     return out / "table4.md"
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    args = parse_args(argv)
+    return run_table(prepare_table(args, check_data), args.sequence)
 
 
 if __name__ == "__main__":

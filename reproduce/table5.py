@@ -6,7 +6,7 @@ Rows: MAE (random masking, pixel target), CMT-MAE's default, its teacher-only va
 every ablation its ``config.py`` declares in ``ablations`` (one choice changed each: masking source random /
 teacher / student, target pixels / teacher / student, stage 2's alpha, stage-1 length) and the CLIP teacher's
 own linear probe as a reference row. Each row is pretrained (or reused, same run key rules as Table 1) and
-evaluated with the Table 1 protocols and the same seeds policy (``reproduce.table1.seeds_for``); the table is
+evaluated with the Table 1 protocols and the same seeds policy (``TableRun.eval_seeds``); the table is
 rendered by ``tables/render.py`` (markdown, CSV, LaTeX, the Table 5 section of RESULTS.md) and its cells are
 regression cells like Table 1's.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,16 +25,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 import methods  # noqa: E402
 from methods.registry import list_ablations  # noqa: E402
-from reproduce import data_root  # noqa: E402
-from reproduce.budget import load_budget  # noqa: E402
-from reproduce.pipeline import (  # noqa: E402
-    Progress,
-    in1k_evaluator,
-    quiet_mmengine,
-    table_stages,
-)
-from reproduce.table1 import seeds_for  # noqa: E402
-from tables.render import render_table  # noqa: E402
+from reproduce.pipeline import TableRun, in1k_protocols, open_table  # noqa: E402
 from tables.specs import TABLE5  # noqa: E402
 
 METHOD = "cmtmae"
@@ -69,50 +61,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", default=str(REPO / "tables" / "out"), help="rendered tables go here")
     p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
     p.add_argument("--skip", default="", help="comma-separated protocols to skip: linear_probe,finetune,knn")
+    p.add_argument("--plan", action="store_true", help="print the jobs (row x seed x protocol) and exit")
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> Path:
+def run_table(
+    t: TableRun, names: Sequence[str] | None = None, skip: frozenset[str] = frozenset()
+) -> Path | None:
+    """The rows ``names`` (default: all) with the ImageNet-1K protocols, then the rendered Table 5; None when
+    ``t`` only prints its plan."""
+    names = list(names or rows())
+    unknown = sorted(set(names) - set(rows()))
+    if unknown:
+        raise SystemExit(f"unknown Table 5 row(s) {', '.join(unknown)}; known: {', '.join(rows())}")
+    _, probe_seeds, ft_seeds, _ = t.eval_seeds()
+    protocols = in1k_protocols(t.cfg, t.data, t.work_dir, probe_seeds, ft_seeds, skip)
+    if not t.run(protocols, t.rows(names, baseline=False)):
+        return None
+    notes = "Rows: " + "; ".join(describe(n) for n in names) + "."
+    print(t.render(dataclasses.replace(TABLE5, notes=(*TABLE5.notes, notes))).markdown)
+    return t.out_dir / t.cfg.budget / "table5.md"
+
+
+def main(argv: list[str] | None = None) -> Path | None:
     args = parse_args(argv)
     if args.list:
         for name in rows():
             print(describe(name))
-        return Path()
-    quiet_mmengine()
-    cfg = load_budget(args.budget)
-    work_dir = Path(args.work_dir)
-    data = data_root.prepare(cfg, args.data_root)
-    names = args.rows.split(",") if args.rows else rows()
-    unknown = sorted(set(names) - set(rows()))
-    if unknown:
-        raise SystemExit(f"unknown Table 5 row(s) {', '.join(unknown)}; known: {', '.join(rows())}")
-    pretrain_seeds, probe_seeds, ft_seeds, anchor_seeds = seeds_for(cfg.budget, args.seeds)
-    skip = set(filter(None, args.skip.split(",")))
-    evaluate = in1k_evaluator(cfg, data, work_dir, probe_seeds, ft_seeds, skip)
-    stages = table_stages(
-        evaluate,
-        names,
-        pretrain_seeds,
-        anchor_seeds=anchor_seeds,
-        cfg=cfg,
-        work_dir=work_dir,
+        return None
+    t = open_table(
+        args.budget,
+        work_dir=Path(args.work_dir),
         data_root=args.data_root,
-        baseline=False,
-    )
-    Progress(stages).run()
-
-    spec = dataclasses.replace(
-        TABLE5, notes=(*TABLE5.notes, "Rows: " + "; ".join(describe(n) for n in names) + ".")
-    )
-    rendered = render_table(
-        spec,
-        work_dir,
-        cfg.budget,
-        Path(args.out_dir),
+        seeds=args.seeds,
+        out_dir=Path(args.out_dir),
         results_md=None if args.no_results_md else REPO / "RESULTS.md",
+        plan_only=args.plan,
     )
-    print(rendered.markdown)
-    return Path(args.out_dir) / cfg.budget / "table5.md"
+    names = args.rows.split(",") if args.rows else None
+    return run_table(t, names, frozenset(filter(None, args.skip.split(","))))
 
 
 if __name__ == "__main__":

@@ -224,10 +224,10 @@ def test_table2_renders(micro, tmp_path, monkeypatch):
     labelled 'mae' (what is under test is the table script, not MAE)."""
     from reproduce import pipeline, table2
 
-    def fake_pretrain(method, budget, seed, work_dir, data_root, extra_args=()):
+    def fake_pretrain(method, seed, *, cfg, data, work_dir):
         vit = build_vit(micro.model.arch)
         path = Path(work_dir) / "fake" / f"{method}{seed}.pth"
-        export_encoder(vit, path, {"method": method, "budget": budget})
+        export_encoder(vit, path, {"method": method, "budget": cfg.budget})
         return Encoder(method, seed, path)
 
     monkeypatch.setattr(pipeline, "pretrain_encoder", fake_pretrain)

@@ -48,15 +48,15 @@ def encoder_state(path: Path) -> dict[str, torch.Tensor]:
 def full_run(tmp_path_factory, golden):
     """One uninterrupted MAE run (24 steps)."""
     out = tmp_path_factory.mktemp("full")
-    summary = pretrain.main(
+    result = pretrain.main(
         golden("--method", "mae", "--work-dir", str(out / "run"), "--work-root", str(out))
     )
-    return out, summary
+    return out, result
 
 
 def test_run_writes_encoder_checkpoints_and_record(full_run):
-    out, summary = full_run
-    record = read_record(summary["record"])
+    out, result = full_run
+    record = read_record(result.record)
     assert record.protocol == "pretrain" and record.method == "mae" and record.budget == "golden"
     assert record.cost["steps"] == 24 and record.cost["flops_per_image"] > 0
     assert record.cost["flops_unit"].startswith("FLOPs")
@@ -68,15 +68,20 @@ def test_run_writes_encoder_checkpoints_and_record(full_run):
     import methods
 
     vit = methods.build("mae", budget="micro").encoder
-    report = load_encoder(summary["encoder"], vit)
+    report = load_encoder(result.encoder, vit)
     assert report.fraction_loaded == 1.0
 
 
 def test_a_finished_run_is_reused_only_with_the_same_run_key(full_run, golden, monkeypatch):
-    out, summary = full_run
+    out, result = full_run
     args = ("--method", "mae", "--work-dir", str(out / "run"), "--work-root", str(out), "--reuse")
     monkeypatch.setattr(pretrain, "Runner", None)  # reuse must not build a Runner at all
-    assert pretrain.main(golden(*args)) == summary
+    reused = pretrain.main(golden(*args))
+    assert reused.reused and (reused.encoder, reused.record, reused.run_key) == (
+        result.encoder,
+        result.record,
+        result.run_key,
+    )
     # A changed config (another run key) is not reused: it would need training, hence the Runner.
     with pytest.raises(TypeError, match="'NoneType' object is not callable"):
         pretrain.main(golden(*args, options=("pretrain.base_lr=0.001",)))
@@ -84,14 +89,14 @@ def test_a_finished_run_is_reused_only_with_the_same_run_key(full_run, golden, m
 
 @pytest.mark.e2e  # two more processes (~10 s of imports each)
 def test_crash_after_first_checkpoint_then_resume_is_bitwise_equal(full_run, golden, tmp_path):
-    _, summary = full_run
+    _, result = full_run
     work = tmp_path / "crashed"
     common = ("--method", "mae", "--work-dir", str(work), "--work-root", str(tmp_path))
     crashed = run_cli(*golden(*common, "--exit-after-step", "8"), check=False)
     assert crashed.returncode == 3, crashed.stderr[-2000:]
     assert (work / "iter_8.pth").is_file() and not (work / "encoder.pth").exists()
     run_cli(*golden(*common, "--resume"))
-    resumed, uninterrupted = encoder_state(work / "encoder.pth"), encoder_state(Path(summary["encoder"]))
+    resumed, uninterrupted = encoder_state(work / "encoder.pth"), encoder_state(result.encoder)
     assert resumed.keys() == uninterrupted.keys()
     for key in resumed:
         assert torch.equal(resumed[key], uninterrupted[key]), key
@@ -180,7 +185,7 @@ def test_real_data_budgets_train_two_steps_at_reduced_size(tmp_path, budget):
     """The small and base budgets are real configs: their arch (ViT-S/16, ViT-B/16), schedule and optimizer
     run two steps on fake ImageNet-layout data, with the image size and batch reduced to fit a CPU test."""
     root = fake_imagenet(tmp_path / "data")
-    summary = pretrain.main(
+    result = pretrain.main(
         [
             "--method",
             "mae",
@@ -200,9 +205,9 @@ def test_real_data_budgets_train_two_steps_at_reduced_size(tmp_path, budget):
             "pretrain.num_workers=0",
         ]
     )
-    record = read_record(summary["record"])
+    record = read_record(result.record)
     assert record.cost["steps"] == 2 and record.extra["max_steps_override"] == 2
-    meta = torch.load(summary["encoder"], weights_only=True)["meta"]
+    meta = torch.load(result.encoder, weights_only=True)["meta"]
     expected_dim = {"small": 384, "base-300e": 768}[budget]
     assert meta["arch"]["embed_dim"] == expected_dim and meta["arch"]["patch_size"] == 16
 

@@ -64,11 +64,11 @@ def test_pretraining_follows_maes_schedule(golden_setting, tmp_path, warmup, cas
     argv = ["--method", "mae", "--budget", str(BUDGET), "--data-root", str(golden_setting.data.root)]
     argv += ["--work-dir", str(tmp_path / "run"), "--cfg-options", f"pretrain.warmup_epochs={warmup}"]
     recorder = StepRecorder()
-    summary = pretrain.run(pretrain.parse_args(argv), hooks=[recorder])
+    result = pretrain.run(pretrain.parse_args(argv), hooks=[recorder])
     assert_official(case, [s["lr"] for s in recorder.steps])
     # a run given --work-dir (and no --work-root) keeps its record there: two pilots never share seed0.json
     assert (
-        Path(summary["record"]) == tmp_path / "run" / "records" / "golden" / "mae" / "pretrain" / "seed0.json"
+        result.record == tmp_path / "run" / "records" / "golden" / "mae" / "pretrain" / "seed0.json"
     )
 
 

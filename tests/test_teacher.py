@@ -1,5 +1,6 @@
-"""reproduce/teacher.py: the small CLIP teacher trained on SynthScenes captions (a few steps on the test
-dataset), its records and reuse, and what pretraining gets from it (the teacher's cost in the record)."""
+"""reproduce/clip_teacher_training.py and clip_teacher_files.py: the small CLIP teacher trained on SynthScenes
+captions (a few steps on the test dataset), its records and reuse, and what pretraining gets from it (the
+teacher's cost in the record)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from methods.clip_teacher import build_random_clip, load_clip, read_clip_meta, save_clip
+from reproduce import clip_teacher_files as teachers
+from reproduce import clip_teacher_training as training
 from reproduce import pretrain
-from reproduce import teacher as teachers
 from reproduce.budget import load_budget
 from reproduce.data_root import DataRoot
 from tables.records import read_record, record_path
@@ -17,17 +19,9 @@ from tests.synthscenes_helpers import small_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore:CMT-MAE built with a RANDOMLY")
 
-RECIPE = dict(
-    epochs=2,
-    batch_size=8,
-    lr=1e-3,
-    weight_decay=0.1,
-    betas=(0.9, 0.98),
-    eps=1e-6,
-    warmup_fraction=0.25,
-    hflip=True,
-    salient_caption=1.0,
-)
+# The golden traces' teacher recipe (tests/golden/budget.py: 2 epochs of batch 8 on the test dataset) at half
+# its lr: a teacher that trains in a few steps, from a setting the tests own (no real budget moves it).
+RECIPE = {**load_budget(str(Path(__file__).parent / "golden" / "budget.py")).clip_teacher, "lr": 1e-3}
 
 
 def small_cfg(**recipe):
@@ -56,11 +50,11 @@ def built(data, tmp_path_factory):
 
 
 def test_the_salient_caption_names_the_first_object_without_its_colour():
-    assert teachers.salient_caption("a cyan square, an orange circle and a purple cross on a gradient") == (
+    assert training.salient_caption("a cyan square, an orange circle and a purple cross on a gradient") == (
         "a square"
     )
-    assert teachers.salient_caption("an orange ellipse and a red ring on noise") == "an ellipse"
-    assert teachers.prompts_for("ellipse")[:3] == ["an ellipse", "a red ellipse", "an orange ellipse"]
+    assert training.salient_caption("an orange ellipse and a red ring on noise") == "an ellipse"
+    assert training.prompts_for("ellipse")[:3] == ["an ellipse", "a red ellipse", "an orange ellipse"]
 
 
 def test_synthscenes_captions_name_the_class_first():
@@ -71,7 +65,7 @@ def test_synthscenes_captions_name_the_class_first():
     cfg = load_config(small_cfg().data)
     for i in range(16):
         scene, _, text = draw_item(cfg, "train", i)
-        assert teachers.salient_caption(text).split()[-1] == SHAPES[scene.label], text
+        assert training.salient_caption(text).split()[-1] == SHAPES[scene.label], text
 
 
 def test_the_teacher_trains_and_is_recorded_with_its_cost_zero_shot_and_probe(built, data):
@@ -151,8 +145,8 @@ def test_pretraining_uses_the_teacher_and_records_its_cost(tmp_path, monkeypatch
 
     monkeypatch.setattr(teachers, "ensure_teacher", stand_in)
     args = ["--method", "cmtmae", "--budget", "micro", "--max-steps", "2", "--work-root", str(tmp_path)]
-    summary = pretrain.main(args)
-    rec = read_record(summary["record"])
+    result = pretrain.main(args)
+    rec = read_record(result.record)
     assert calls == [tmp_path]
     assert rec.cost["teacher_total_flops"] == _COST["total_flops"]
     assert rec.cost["teacher_flops_per_image"] == _COST["flops_per_image"]
@@ -160,7 +154,7 @@ def test_pretraining_uses_the_teacher_and_records_its_cost(tmp_path, monkeypatch
     assert rec.extra["teacher"]["file"] == str(path) and rec.extra["teacher"]["teacher_key"] == "k1"
     assert read_clip_meta(path)["teacher_key"] == "k1"
     # the teacher's flops are in the step's cost (two extra forwards): more than MAE's step
-    mae = read_record(pretrain.main([*args[:1], "mae", *args[2:]])["record"])
+    mae = read_record(pretrain.main([*args[:1], "mae", *args[2:]]).record)
     assert rec.cost["flops_per_image"] > 2 * mae.cost["flops_per_image"]
 
 

@@ -219,13 +219,13 @@ def method_trace(name: str, setting: Setting) -> Trace:
     recorder = StepRecorder()
     trace = Trace(name, "method", steps=recorder.steps)
     try:
-        summary = pretrain.run(args, hooks=[recorder])
+        result = pretrain.run(args, hooks=[recorder])
     except Exception as e:  # a partial trace: the comparison shows where the steps first moved
         trace.error = f"{type(e).__name__}: {e}"
         return trace
-    record = read_record(summary["record"])
+    record = read_record(result.record)
     trace.fingerprints = {
-        "encoder_file": fingerprint(read_encoder(summary["encoder"])["state_dict"]),
+        "encoder_file": fingerprint(read_encoder(result.encoder)["state_dict"]),
         **module_fingerprints(recorder.model),
     }
     trace.values = {
