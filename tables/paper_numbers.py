@@ -43,7 +43,9 @@ PROTOCOL_TITLES: dict[str, str] = {
     "davis2017_label_propagation": "DAVIS-2017 val, label propagation on frozen features",
 }
 
-# The digest's provenance tags (reference/methods.md). Numbers read only through these cannot be verified.
+# How each number was read (the yaml's `tag`): in the paper's own text, the official repository's README or
+# code, Papers-with-Code's copy of the paper's table; or only through a third-party summary (3P), from memory
+# (REC) or by inference (INF). Numbers read only through these last three cannot be verified.
 TAGS = ("PAPER", "README", "CODE", "PwC", "3P", "REC", "INF")
 UNVERIFIED_TAGS = frozenset({"3P", "REC", "INF"})
 

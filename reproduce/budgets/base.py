@@ -92,9 +92,10 @@ knn = dict(
 # ---- ADE20K semantic segmentation (downstream/ade20k): UperNet on four evenly spaced blocks through
 # mmsegmentation, MAE's protocol as mmseg ships it:
 # configs/mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py (mmseg 1.2.2; it inherits
-# _base_/datasets/ade20k.py and _base_/schedules/schedule_160k.py), the config ColorMAE runs
-# (reference/methods.md §5.2). MAE's paper (appendix A.4) ran BEiT's segmentation code: UperNet, 100 epochs
-# (= 160k iterations) at batch 16, 512 px, relative position bias; it searched the lr per entry.
+# _base_/datasets/ade20k.py and _base_/schedules/schedule_160k.py), the values ColorMAE's ADE20K benchmark
+# config uses too (carlosh93/ColorMAE, benchmarks/). MAE's paper (arXiv 2111.06377, appendix A.4) ran BEiT's
+# segmentation code: UperNet, 100 epochs (= 160k iterations) at batch 16, 512 px, relative position bias; it
+# searched the lr per entry.
 # downstream/ade20k/README.md gives each value's source and what our protocol changes.
 ade20k = dict(
     dataset="CheckedADE20KDataset",  # ADEChallengeData2016 (150 classes): --data-root DIR/ade20k
@@ -121,7 +122,7 @@ ade20k = dict(
     aux_channels=256,  # FCNHead channels on the third map (upernet_mae.py)
     aux_loss_weight=0.4,  # FCNHead loss weight
     test_mode="slide",  # test_cfg mode='slide', crop (512, 512)
-    slide_stride=341,  # test_cfg stride (341, 341) (reference/systems.md a.2 says 256; mmseg 1.2.2 says 341)
+    slide_stride=341,  # test_cfg stride (341, 341), as mmseg 1.2.2's file reads (not 256, as once quoted)
     precision="auto",  # the config's "amp" (MAE/BEiT: fp16); here bf16 autocast on GPU, fp32 on CPU
     num_workers=4,
     checkpoint_interval=16000,  # CheckpointHook interval

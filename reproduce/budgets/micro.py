@@ -7,8 +7,6 @@ _base_ = ["./tiny.py"]
 
 budget = "micro"
 
-_IMG, _PATCH = 64, 8  # tiny's ViT (ARCHS['tiny'])
-
 data = dict(
     name="synthscenes-micro",
     root="data/synthscenes-micro",
@@ -48,7 +46,7 @@ ade20k = dict(
 _COCO_ITERS = 150
 coco = dict(
     image_size=64,
-    window_size=64 // _PATCH,
+    window_size=64 // _base_._PATCH,  # tiny's patch: the window is the token grid
     anchor_scale=4,
     neck_channels=32,
     fc_channels=128,

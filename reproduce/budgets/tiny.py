@@ -47,13 +47,13 @@ pretrain = dict(
     log_interval=32,
 )
 
-# ---- CMT-MAE's CLIP teacher (reproduce/teacher.py): methods/clip_configs/synthclip-tiny.json, trained from
-# scratch on the train captions with open_clip's ClipLoss (AdamW, warm-up + cosine, logit scale clamped at
-# 100, as open_clip's training). Pilots (2026-11-25; zero-shot top-1 on val, chance 12.5 %): with the full
-# captions a small CLIP matches pairs by colour and background and learns no shapes (12-13 %), also with half
-# of them replaced by the main subject's caption. `salient_caption` = the share of pairs captioned with their
-# main subject alone ("a ring": the first-named object, colour dropped). All of them, 512 steps: 27.3 % and
-# rising.
+# ---- CMT-MAE's CLIP teacher (reproduce/clip_teacher_training.py): methods/clip_configs/synthclip-tiny.json,
+# trained from scratch on the train captions with open_clip's ClipLoss (AdamW, warm-up + cosine, logit scale
+# clamped at 100, as open_clip's training). Pilots (2026-11-25; zero-shot top-1 on val, chance 12.5 %): with
+# the full captions a small CLIP matches pairs by colour and background and learns no shapes (12-13 %), also
+# with half of them replaced by the main subject's caption. `salient_caption` = the share of pairs captioned
+# with their main subject alone ("a ring": the first-named object, colour dropped). All of them, 512 steps:
+# 27.3 % and rising.
 clip_teacher = dict(
     epochs=6,
     batch_size=64,

@@ -39,7 +39,8 @@ pretrain = dict(
     log_interval=1,
 )
 
-# CMT-MAE's CLIP teacher, trained by reproduce/teacher.py on the 32 captioned images: 2 epochs x 4 steps.
+# CMT-MAE's CLIP teacher, trained by reproduce/clip_teacher_training.py on the 32 captioned images: 2 epochs x
+# 4 steps. tests/test_teacher.py trains its teachers with this recipe too (at lr 1e-3).
 clip_teacher = dict(
     epochs=2,
     batch_size=8,
