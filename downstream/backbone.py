@@ -10,8 +10,8 @@ with the one strict loader) and returns what the dense heads expect:
 
 The rescale factors are derived from the patch size (``pyramid_scales``): the usual [4, 2, 1, 0.5] is right
 only for patch 16; with patch 8 it gives strides 2..16 and Mask R-CNN's anchors and RoI strides are then
-silently wrong (reference/calibration.md). mmseg's ``Feature2Pyramid`` accepts only the factors
-4/2/1/0.5/0.25, so patch 4 (0.125) needs this adapter's own rescaling.
+silently wrong (nothing raises: found while calibrating the CPU budgets). mmseg's ``Feature2Pyramid`` accepts
+only the factors 4/2/1/0.5/0.25, so patch 4 (0.125) needs this adapter's own rescaling.
 
 Loading (``init_weights``) goes through ``methods.backbone.load_encoder`` with two declared transforms: the
 position embedding is resampled to the crop's grid, and the file's final norm is dropped (the dense

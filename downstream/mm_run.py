@@ -1,5 +1,6 @@
-"""What the dense protocols (ADE20K through mmseg, COCO through mmdet) share around mmengine's ``Runner``: the
-device check, a hook that guards and records the run, and train-then-test with timings.
+"""What the protocols that run mmengine's ``Runner`` share (ADE20K through mmseg, COCO through mmdet, the
+IN-1K fine-tune): the device check, quiet logging, a hook that guards, records and shows the run, and
+train-then-test with timings. ``unwrap`` (a model inside its DDP wrapper) serves the pretraining harness too.
 
     from downstream.mm_run import DenseRunHook, check_device, train_then_test
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
-import sys
 import time
 import warnings
 from collections.abc import Iterable
@@ -21,9 +22,20 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from downstream.progress import progress_bar
+
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside mmengine's (DDP) wrapper, or the model itself."""
     return model.module if is_model_wrapper(model) else model
+
+
+def quiet_mmengine() -> None:
+    """mmengine logs one line per parameter group and per hook; a table run shows its own progress lines."""
+    from mmengine.logging import MMLogger
+
+    MMLogger.get_instance("mmengine", log_level="WARNING")
+    logging.getLogger("mmengine").setLevel(logging.WARNING)
 
 
 def check_device(device: str | torch.device | None, what: str) -> str:
@@ -40,38 +52,39 @@ def check_device(device: str | torch.device | None, what: str) -> str:
     return placed
 
 
-class DenseRunHook(Hook):
-    """Checks that the loaded encoder is still intact at the first step (nothing re-initialised it after the
-    strict loader), records the training loss, stops on a non-finite loss naming the iteration, and shows a
-    progress bar over iterations."""
+class RunHook(Hook):
+    """Guards and shows an mmengine training run: at the first step, the weights ``checked_weights`` names
+    must still be the ones loaded (nothing re-initialised them after the strict loader); every iteration's
+    training loss is recorded (``losses``), and with ``stop_on_nonfinite`` a non-finite one stops the run
+    naming the iteration; a progress bar over iterations shows the loss and the lr."""
 
     priority = "LOW"
 
-    def __init__(self, what: str, progress: bool = True, desc: str | None = None) -> None:
+    def __init__(
+        self, what: str, progress: bool = True, desc: str | None = None, stop_on_nonfinite: bool = True
+    ) -> None:
         self.what, self.progress, self.desc = what, progress, desc or what
+        self.stop_on_nonfinite = stop_on_nonfinite
         self.losses: list[float] = []
         self._bar = None
 
+    def checked_weights(self, runner) -> tuple[torch.nn.Module, str] | None:
+        """(module, sha256 of its tensors as loaded) to check at the first step; None checks nothing."""
+        return None
+
     def before_train(self, runner) -> None:
-        from downstream.optim import find_vit
         from methods.backbone import tensors_sha256
 
-        backbone = unwrap(runner.model).backbone
-        report = getattr(backbone, "load_report", None)
-        if report is not None:
-            _, vit = find_vit(backbone)
-            if tensors_sha256(vit.state_dict()) != report["sha256"]:
-                raise RuntimeError(
-                    f"{self.what}: the encoder's weights changed between loading and the first step"
-                )
-        if self.progress and runner.rank == 0:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=runner.max_iters, desc=self.desc, unit="it", leave=False, file=sys.stderr)
+        checked = self.checked_weights(runner)
+        if checked is not None and tensors_sha256(checked[0].state_dict()) != checked[1]:
+            raise RuntimeError(f"{self.what}: the weights changed between loading and the first step")
+        self._bar = progress_bar(
+            total=runner.max_iters, desc=self.desc, unit="it", enabled=self.progress and runner.rank == 0
+        )
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         loss = float(torch.as_tensor(outputs["loss"]).detach()) if outputs and "loss" in outputs else math.nan
-        if not math.isfinite(loss):
+        if self.stop_on_nonfinite and not math.isfinite(loss):
             raise FloatingPointError(f"{self.what}: loss is {loss} at iteration {runner.iter + 1}")
         self.losses.append(loss)
         if self._bar is not None:
@@ -82,6 +95,18 @@ class DenseRunHook(Hook):
     def after_train(self, runner) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class DenseRunHook(RunHook):
+    """``RunHook`` for a dense protocol: the encoder checked at the first step is the backbone's ViT, against
+    the sha256 of the strict loader's report."""
+
+    def checked_weights(self, runner) -> tuple[torch.nn.Module, str] | None:
+        from downstream.optim import find_vit
+
+        backbone = unwrap(runner.model).backbone
+        report = getattr(backbone, "load_report", None)
+        return None if report is None else (find_vit(backbone)[1], report["sha256"])
 
 
 @dataclass

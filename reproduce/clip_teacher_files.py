@@ -63,7 +63,6 @@ class Teacher:
     path: Path
     key: str  # identity: folds into the run key of every pretraining run that uses it
     record: Path | None = None
-    cost: dict[str, float] = field(default_factory=dict)  # teacher_* cost fields for pretrain records
     summary: dict[str, Any] = field(default_factory=dict)  # zero-shot / probe numbers, for the record
 
 
@@ -114,12 +113,7 @@ def _teacher_from_record(path: Path, key: str, record: Path) -> Teacher | None:
     meta, rec = read_clip_meta(path), read_record(record)
     if meta.get("teacher_key") != key or rec.extra.get("teacher_key") != key:
         return None
-    return Teacher(path, key, record, cost_fields(rec.cost), dict(rec.metrics))
-
-
-def cost_fields(cost: dict[str, Any]) -> dict[str, float]:
-    """The teacher's training cost as the fields a pretraining record carries (``teacher_*``)."""
-    return {f"teacher_{k}": float(cost[k]) for k in ("flops_per_image", "total_flops", "wall_s") if k in cost}
+    return Teacher(path, key, record, dict(rec.metrics))
 
 
 def ensure_teacher(
@@ -236,7 +230,7 @@ def _build(cfg, work_root, data, key: str, path: Path, probe_seeds, progress: bo
     record = write_record(rec, work_root)
     for seed, probe in probes.items():
         write_record(_probe_record(cfg, probe, seed, data, sha, key, len(train_x), len(val_x)), work_root)
-    return Teacher(path, key, record, cost_fields(cost), metrics)
+    return Teacher(path, key, record, metrics)
 
 
 def _probe_record(cfg, probe, seed: int, data, sha: str, key: str, n_train: int, n_val: int) -> Record:

@@ -315,7 +315,7 @@ def linear_probe(
     features instead of an encoder file's."""
     from downstream.in1k.linear_probe import build_probe_optimizer, single_thread, train_probe_head
     from downstream.in1k.models import probe_head
-    from downstream.in1k.recipes import resolve_recipe
+    from downstream.recipe import resolve_recipe
 
     r = resolve_recipe(cfg, "linear_probe", "mae")
     batch = r["batch_size"]

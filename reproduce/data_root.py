@@ -20,26 +20,20 @@ from reproduce.data import ensure_dataset
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _layout(name: str) -> property:
+    """The folder of one standard layout under the root."""
+    return property(lambda self: self.root / name, doc=f"``root/{name}``")
+
+
 @dataclass(frozen=True)
 class DataRoot:
     root: Path
     manifest_hash: str
 
-    @property
-    def imagenet(self) -> Path:
-        return self.root / "imagenet"
-
-    @property
-    def ade20k(self) -> Path:
-        return self.root / "ade20k"
-
-    @property
-    def coco(self) -> Path:
-        return self.root / "coco"
-
-    @property
-    def davis(self) -> Path:
-        return self.root / "davis"
+    imagenet = _layout("imagenet")
+    ade20k = _layout("ade20k")
+    coco = _layout("coco")
+    davis = _layout("davis")
 
 
 def prepare(cfg: Config, data_root: str | os.PathLike | None = None, workers: int = 2) -> DataRoot:

@@ -14,32 +14,17 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.hooks import Hook
-from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import HOOKS, LOOPS, MODEL_WRAPPERS
 from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterator
 
+from downstream.mm_run import unwrap
+from methods.atomic import atomic_write_bytes
 from reproduce.pretrain_data import KeyedInfiniteSampler  # noqa: F401  (registered with the loop it serves)
-
-
-def _atomic_write(data: bytes, filepath: str | Path) -> None:
-    filepath = Path(filepath)
-    filepath.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=filepath.parent, prefix=f".{filepath.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o644)  # mkstemp creates 0600; the final file should read like any other
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @register_backend("atomic_local")
@@ -47,10 +32,10 @@ class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend with atomic ``put``/``put_text`` (temporary file + rename)."""
 
     def put(self, obj: bytes, filepath) -> None:
-        _atomic_write(obj, filepath)
+        atomic_write_bytes(filepath, obj)
 
     def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
-        _atomic_write(obj.encode(encoding), filepath)
+        atomic_write_bytes(filepath, obj.encode(encoding))
 
 
 @MODEL_WRAPPERS.register_module()
@@ -70,10 +55,6 @@ def init_cpu_process_group() -> None:
 
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
-
-
-def unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @LOOPS.register_module()

@@ -12,7 +12,6 @@ folder). ``--plan`` prints the jobs and exits.
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from typing import Any
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
+from downstream.mm_run import quiet_mmengine
 from methods.backbone import ENCODER_ARCH_KEYS, build_vit, export_encoder
 from reproduce import pretrain
 from reproduce.provenance import provenance
@@ -179,12 +178,6 @@ def run_or_print(jobs: Sequence[Job], pipeline: Pipeline, only_print: bool = Fal
         return False
     pipeline.run(jobs)
     return True
-
-
-def quiet_mmengine() -> None:
-    """mmengine logs one line per parameter group and per hook; a table run shows its own progress lines."""
-    MMLogger.get_instance("mmengine", log_level="WARNING")
-    logging.getLogger("mmengine").setLevel(logging.WARNING)
 
 
 def pretrain_encoder(method: str, seed: int, *, cfg: Config, data: Any, work_dir: Path) -> Encoder:

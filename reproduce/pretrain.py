@@ -34,6 +34,7 @@ from mmengine.runner import Runner
 import methods
 from downstream import optim as _optim  # noqa: F401  (registers WarmupCosineLrHook, MAE's lr schedule)
 from downstream.datasets.imagenet import ImageFolderDataset
+from downstream.mm_run import unwrap
 from methods.backbone import export_encoder
 from methods.base import PARAMWISE_CFG
 from methods.cost import FLOPS_UNIT, count_flops
@@ -42,7 +43,7 @@ from reproduce import budget as budgets
 from reproduce import clip_teacher_files as clip_teachers
 from reproduce import data_root
 from reproduce.code_key import code_hash, training_modules
-from reproduce.harness import init_cpu_process_group, unwrap  # also registers the loop, hooks, backend
+from reproduce.harness import init_cpu_process_group  # also registers the loop, hooks, backend
 from reproduce.pretrain_data import CropBatch, DecodedImages, KeyedViews, PretrainDataset
 from reproduce.provenance import provenance, stable_hash
 from tables.records import Record, read_record, record_path, write_record

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,8 @@ from mmengine.dist import get_dist_info
 from mmengine.registry import DATA_SAMPLERS
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
+
+from methods.atomic import atomic_write
 
 # ImageNet statistics, as the official MAE pretraining transform uses.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -144,7 +144,8 @@ class DecodedImages:
         name = f"{base.split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.u8.npy"
         path = root / ".decoded" / name
         if not path.is_file():
-            _write_atomic(path, np.stack([np.asarray(base[i][0]) for i in range(len(base))]))
+            array = np.stack([np.asarray(base[i][0]) for i in range(len(base))])
+            atomic_write(path, lambda f: np.save(f, array))
         self.array = torch.from_numpy(np.load(path, mmap_mode="r").copy())  # [N, H, W, 3] uint8
         self.labels = torch.as_tensor(base.targets)
         self.metainfo = getattr(base, "metainfo", {})
@@ -153,18 +154,6 @@ class DecodedImages:
 
     def __len__(self) -> int:
         return len(self.array)
-
-
-def _write_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class KeyedViews(Dataset):

@@ -24,8 +24,9 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from downstream.ade20k import run_ade20k  # noqa: E402
-from downstream.ade20k.protocol import num_classes_of, resolve_recipe  # noqa: E402
+from downstream.ade20k.protocol import num_classes_of  # noqa: E402
 from downstream.datasets.ade20k_layout import check_ade20k_root  # noqa: E402
+from downstream.recipe import resolve_recipe  # noqa: E402
 from reproduce.pipeline import Encoder, Protocol, TableRun, add_table_args, eval_dir, prepare_table  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_data(cfg, data) -> dict:
     """The recipe and both splits of the ADE20K root, checked before anything runs (one-line errors)."""
-    recipe = resolve_recipe(cfg)
+    recipe = resolve_recipe(cfg, "ade20k")
     num_classes = num_classes_of(recipe["dataset"])
     for split in (recipe["train_split"], recipe["val_split"]):
         check_ade20k_root(data.ade20k, split, num_classes=num_classes)

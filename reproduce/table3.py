@@ -25,8 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from downstream.coco.protocol import PROTOCOLS, resolve_recipe  # noqa: E402
+from downstream.coco.protocol import PROTOCOLS  # noqa: E402
 from downstream.datasets.coco_layout import check_coco_root  # noqa: E402
+from downstream.recipe import DEFAULT_RECIPE, resolve_recipe  # noqa: E402
 from reproduce.pipeline import Encoder, Protocol, TableRun, add_table_args, eval_dir, prepare_table  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def checker(protocol: str | None = None):
     """The check of the recipe (with ``protocol``) and both COCO splits, for ``open_table``."""
 
     def check(cfg, data) -> None:
-        resolve_recipe(cfg, protocol)
+        resolve_recipe(cfg, "coco", protocol or DEFAULT_RECIPE)
         check_coco(data.coco, str(cfg.data.name).startswith("synthscenes"))
 
     return check
@@ -70,7 +71,9 @@ def run_table(t: TableRun, protocol: str | None = None) -> Path | None:
 
         out = eval_dir(t.work_dir, t.cfg, enc, "coco")
         progress = sys.stderr.isatty()
-        return run_coco(enc.path, t.cfg, t.data.coco, out, seed=seed, protocol=protocol, progress=progress)
+        return run_coco(
+            enc.path, t.cfg, t.data.coco, out, seed=seed, recipe=protocol or DEFAULT_RECIPE, progress=progress
+        )
 
     if not t.run([Protocol("coco", "COCO Mask R-CNN", run)]):
         return None

@@ -26,8 +26,8 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from downstream.datasets.davis import check_davis_root  # noqa: E402
 from downstream.davis import run_davis  # noqa: E402
-from downstream.davis.protocol import resolve_recipe  # noqa: E402
 from downstream.davis.visualize import sequence_panel  # noqa: E402
+from downstream.recipe import resolve_recipe  # noqa: E402
 from reproduce.pipeline import Encoder, Protocol, TableRun, add_table_args, eval_dir, prepare_table  # noqa: E402
 from tables.specs import row_order_key  # noqa: E402
 
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_data(cfg, data) -> dict:
     """The recipe and the DAVIS root, checked before anything runs (one-line errors)."""
-    recipe = resolve_recipe(cfg)
+    recipe = resolve_recipe(cfg, "davis")
     check_davis_root(data.davis, recipe["split"], recipe["resolution"])
     return recipe
 
@@ -54,7 +54,7 @@ def run_table(t: TableRun, sequence: str | None = None) -> Path | None:
     """Label propagation on every row's encoder, the rendered Table 4 and a panel of ``sequence`` (default:
     the split's first) for each row's first pretraining seed; None when ``t`` only prints its plan."""
     cfg, data, first_seed = t.cfg, t.data, t.eval_seeds()[0][0]
-    recipe = resolve_recipe(cfg)
+    recipe = resolve_recipe(cfg, "davis")
     shown: dict[str, Path] = {}  # row -> predictions of its first pretraining seed, for the visualisation
     scores: dict[str, float] = {}
 

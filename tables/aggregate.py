@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatch
-from pathlib import Path
 
 import pandas as pd
 
-from tables.records import Record, iter_records
-from tables.specs import DEFAULT_RECIPE, CostColumn, MeasuredColumn, TableSpec, row_order_key
+from tables.records import DEFAULT_RECIPE, Record, iter_records
+from tables.specs import CostColumn, MeasuredColumn, TableSpec, row_order_key
 
 FRAME_COLUMNS = (
     "method",
@@ -150,22 +148,3 @@ def cell_stats(frame: pd.DataFrame, row: Row, column: MeasuredColumn | CostColum
         config_hashes=_distinct(cell["config_hash"]),
         manifest_hashes=_distinct(cell["manifest_hash"]),
     )
-
-
-def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write through a temporary file in the same folder and ``os.replace``: readers (and a crash) see either
-    the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o644)  # mkstemp creates 0600; the final file should read like any other
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +89,8 @@ class Record:
         return asdict(self)
 
 
+#: The recipe every method is evaluated with unless a record says otherwise (MAE's official one, scaled to the
+#: budget): its records carry no ``@recipe`` suffix. Its one home, for the tables and for ``downstream``.
 DEFAULT_RECIPE = "mae"
 
 
@@ -108,24 +109,26 @@ def record_path(
     return Path(work_dir) / "records" / budget / method / protocol / f"{name}.json"
 
 
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` atomically (``methods.atomic``): readers and a crash see the old file or the new one."""
+    return _atomic_write(path, lambda f: f.write(text))
+
+
 def write_json_atomic(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Write JSON through a temporary file in the same folder and ``os.replace``: a crash leaves either the
-    old file or the new one, never a truncated one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o644)  # mkstemp creates 0600; the final file should read like any other
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write JSON atomically; a value JSON cannot hold fails before the old file is touched."""
+
+    def write(f) -> None:
+        json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
+        f.write("\n")
+
+    return _atomic_write(path, write)
+
+
+def _atomic_write(path: str | os.PathLike, write) -> Path:
+    # Imported on writing only: importing ``methods`` imports torch, and reading records must not need it.
+    from methods.atomic import atomic_write
+
+    return atomic_write(path, write, mode="w")
 
 
 def write_record(record: Record, work_dir: str | os.PathLike) -> Path:

@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass, fields
 from fnmatch import fnmatch
 from pathlib import Path
 
-from tables.aggregate import cell_stats, load_frame, table_rows, write_text_atomic
+from tables.aggregate import cell_stats, load_frame, table_rows
+from tables.records import write_text_atomic
 from tables.specs import ACCURACY, FLOPS, TABLES, THROUGHPUT, CostColumn, MeasuredColumn, TableSpec
 
 RECORDED_DIR = Path(__file__).resolve().parent / "recorded"

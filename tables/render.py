@@ -3,7 +3,7 @@
 Reads only result records (``tables.records.iter_records``) and the yaml: it imports neither ``methods`` nor
 ``downstream``, so a table can be regenerated on a machine without torch.
 
-Rules the output follows (DESIGN.md, "Tables are generated" and "Seeds and variance"):
+Rules the output follows (tables/README.md):
 * a measured cell is mean ± sample std over every record of the cell (a single run shows its value alone), and
   the notes say how many pretraining and evaluation seeds each cell spans;
 * in each measured column the best mean is bold, and a cell whose gap to it is smaller than 2σ is marked ``≈``
@@ -25,13 +25,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tables.aggregate import CellStats, Row, cell_stats, load_frame, table_rows, write_text_atomic
+from tables.aggregate import CellStats, Row, cell_stats, load_frame, table_rows
 from tables.paper_numbers import DEFAULT_PATH, PROTOCOL_TITLES, PaperNumber, load_paper_numbers
-from tables.records import FLOPS_UNIT
+from tables.records import DEFAULT_RECIPE, FLOPS_UNIT, write_text_atomic
 from tables.signal import Spread, gap
 from tables.specs import (
     BASELINE,
-    DEFAULT_RECIPE,
     PAPER_MODEL,
     TABLES,
     Column,
@@ -48,7 +47,7 @@ DEFAULT_RESULTS = ROOT / "RESULTS.md"
 DASH = "—"  # a missing cell
 ND = "≈"  # not distinguishable from the best of its column
 UNVERIFIED = "*"  # a quoted number not verified against the paper
-SIGMAS = 2.0  # gaps below SIGMAS x std are not distinguishable (DESIGN.md "Seeds and variance")
+SIGMAS = 2.0  # gaps below SIGMAS x std are not distinguishable (tables/README.md)
 
 _FLOP_UNITS = ((1e18, "EFLOPs"), (1e15, "PFLOPs"), (1e12, "TFLOPs"), (1e9, "GFLOPs"), (1e6, "MFLOPs"))
 _PROTOCOL_SHORT = {"coco_maskrcnn_vitdet": "ViTDet", "coco_maskrcnn_fpn_li2021": "Li2021"}

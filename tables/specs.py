@@ -7,12 +7,11 @@ converted external checkpoint, ``ext:<name>``) appears as a row as soon as its r
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
-#: The recipe every method is evaluated with unless a record says otherwise (MAE's official one, scaled).
-DEFAULT_RECIPE = "mae"
-#: The five methods in the order the papers appeared; variants follow, then other methods, then ``ext:*``.
-CANONICAL_METHODS = ("mae", "rcmae", "hpm", "colormae", "cmtmae")
+from tables.paper_numbers import load_paper_numbers
+
 #: The reference row every table script adds: the budget's ViT at MAE's initialisation, evaluated with the
 #: same protocols and never pretrained. A pretrained row that does not clear it has learnt nothing useful.
 BASELINE = "random-init"
@@ -113,13 +112,21 @@ class TableSpec:
         raise KeyError(f"{self.id} has no column '{key}'")
 
 
+@functools.cache
+def paper_methods() -> tuple[str, ...]:
+    """The methods with a paper in ``paper_numbers.yaml`` (its ``papers``' ``method``), in the file's order:
+    the order the papers appeared. A new method folder needs no edit here: its records make its rows."""
+    return tuple(dict.fromkeys(p.method for p in load_paper_numbers().papers.values() if p.method))
+
+
 def row_order_key(method: str) -> tuple[int, int, str]:
-    """Stable row order: the five methods in canonical order, then their variants (``<method>-<variant>``,
-    grouped under their method), then any other method alphabetically, then the random-init baseline, then
-    external checkpoints ``ext:*``."""
-    if method in CANONICAL_METHODS:
-        return (0, CANONICAL_METHODS.index(method), "")
-    for i, base in enumerate(CANONICAL_METHODS):
+    """Stable row order: the methods with a paper, in the papers' order (``paper_methods``), then their
+    variants (``<method>-<variant>``, grouped under their method), then any other method alphabetically,
+    then the random-init baseline, then external checkpoints ``ext:*``."""
+    ordered = paper_methods()
+    if method in ordered:
+        return (0, ordered.index(method), "")
+    for i, base in enumerate(ordered):
         if method.startswith(base + "-"):
             return (1, i, method)
     if method == BASELINE:
@@ -139,15 +146,20 @@ _COST = (
     ),
 )
 
+# The ImageNet-1K protocols' columns (Table 1, and Table 5's ablations under the same protocols).
+_IN1K = (
+    MeasuredColumn("lin_top1", "LIN top-1", "linear_probe", "top1"),
+    MeasuredColumn("ft_top1", "FT top-1", "finetune", "top1"),
+    MeasuredColumn("knn_top1", "k-NN top-1", "knn", "top1"),
+)
+
 TABLE1 = TableSpec(
     number=1,
     title="ImageNet-1K protocols and pretraining cost",
     description="top-1 accuracy (%) of the linear probe, end-to-end fine-tuning and k-NN on the budget's "
     "ImageNet-style validation split, per pretrained encoder",
     columns=(
-        MeasuredColumn("lin_top1", "LIN top-1", "linear_probe", "top1"),
-        MeasuredColumn("ft_top1", "FT top-1", "finetune", "top1"),
-        MeasuredColumn("knn_top1", "k-NN top-1", "knn", "top1"),
+        *_IN1K,
         *_COST,
         PaperColumn("paper_lin", "Paper LIN", ("in1k_linear_probe",), "top1"),
         PaperColumn("paper_ft", "Paper FT", ("in1k_finetune",), "top1"),
@@ -209,14 +221,7 @@ TABLE5 = TableSpec(
     title="CMT-MAE ablations",
     description="top-1 accuracy (%) of CMT-MAE's ablation variants (masking source, target, alpha, stage-1 "
     "length) under the Table 1 protocols",
-    columns=(
-        MeasuredColumn("lin_top1", "LIN top-1", "linear_probe", "top1"),
-        MeasuredColumn("ft_top1", "FT top-1", "finetune", "top1"),
-        MeasuredColumn("knn_top1", "k-NN top-1", "knn", "top1"),
-        _COST[0],
-        _COST[2],
-        _COST[3],
-    ),
+    columns=(*_IN1K, _COST[0], _COST[2], _COST[3]),
     # the random-masking baseline, every CMT-MAE variant and ablation, and the CLIP teacher's own probe
     rows=("mae", "cmtmae", "cmtmae-*", "clip-teacher"),
 )

@@ -11,7 +11,8 @@ import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
 
-from downstream.ade20k.protocol import RecipeError, build_config, resolve_recipe
+from downstream.ade20k.protocol import build_config
+from downstream.recipe import RecipeError, resolve_recipe
 from methods.backbone import EncoderLoadError, build_vit, export_encoder, read_encoder
 from reproduce import budget as budgets
 from reproduce import data_root
@@ -61,7 +62,7 @@ def without_scope(x):
 # ---------------------------------------------------------------------------------------------------------
 def test_every_budget_has_a_valid_ade20k_recipe():
     for name in budgets.available_budgets():
-        r = resolve_recipe(budgets.load_budget(name))
+        r = resolve_recipe(budgets.load_budget(name), "ade20k")
         assert r["name"] == "mae"
 
 
@@ -69,7 +70,11 @@ def test_base_budget_is_mmsegs_mae_protocol(tmp_path):
     """At the base budget the built config equals mmseg's MAE/UperNet config in everything but the backbone,
     the neck, the layer-decay constructor and the dataset class: the budget's values are mmseg's."""
     ours = build_config(
-        resolve_recipe(budgets.load_budget("base")), None, "data/ade", tmp_path, arch="vit_base_patch16"
+        resolve_recipe(budgets.load_budget("base"), "ade20k"),
+        None,
+        "data/ade",
+        tmp_path,
+        arch="vit_base_patch16",
     )
     theirs = get_config(MMSEG_MAE)
     assert without_scope(ours.model.decode_head) == without_scope(theirs.model.decode_head)
@@ -96,7 +101,7 @@ def test_base_budget_is_mmsegs_mae_protocol(tmp_path):
 
 
 def test_micro_config_is_the_budget_section(micro, tmp_path):
-    r = resolve_recipe(micro)
+    r = resolve_recipe(micro, "ade20k")
     cfg = build_config(r, None, "/data/ade20k", tmp_path, seed=3, arch="micro")
     train = {s["type"]: s for s in cfg.train_dataloader.dataset.pipeline}
     assert train["RandomResize"]["scale"] == (128, 32) and train["RandomCrop"]["crop_size"] == (32, 32)
@@ -127,7 +132,7 @@ def test_recipe_errors_are_one_line_and_name_the_key(micro, change, message):
     cfg = {"budget": "micro", "ade20k": micro.ade20k.to_dict()}
     change(cfg["ade20k"])
     with pytest.raises(RecipeError, match=message) as e:
-        resolve_recipe(cfg)
+        resolve_recipe(cfg, "ade20k")
     assert "\n" not in str(e.value) and "reproduce/budgets/micro.py" in str(e.value)
 
 
@@ -140,7 +145,7 @@ def test_layer_decay_scales_on_the_built_segmentor(micro, tmp_path):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
 
-    r = resolve_recipe(micro)
+    r = resolve_recipe(micro, "ade20k")
     enc = random_init_encoder(micro, 0, tmp_path)
     cfg = build_config(r, enc.path, "/unused", tmp_path)
     model = build_segmentor(cfg)
@@ -174,7 +179,7 @@ def test_segmentor_gives_unet_strides_and_loads_strictly(micro, tmp_path):
     """The four maps UperNet reads are at strides 4/8/16/32 for the patch-4 ViT, and a wrong encoder file
     stops the build with the key named (never a silent partial load)."""
     enc = random_init_encoder(micro, 0, tmp_path)
-    model = build_segmentor(build_config(resolve_recipe(micro), enc.path, "/unused", tmp_path))
+    model = build_segmentor(build_config(resolve_recipe(micro, "ade20k"), enc.path, "/unused", tmp_path))
     model.init_weights()
     assert model.backbone.load_report["fraction_loaded"] == 1.0
     maps = model.backbone(torch.zeros(2, 3, 32, 32))
@@ -184,7 +189,7 @@ def test_segmentor_gives_unet_strides_and_loads_strictly(micro, tmp_path):
     del payload["state_dict"]["blocks.2.mlp.fc1.weight"]
     torch.save(payload, tmp_path / "broken.pth")
     broken = build_segmentor(
-        build_config(resolve_recipe(micro), tmp_path / "broken.pth", "/unused", tmp_path)
+        build_config(resolve_recipe(micro, "ade20k"), tmp_path / "broken.pth", "/unused", tmp_path)
     )
     with pytest.raises(EncoderLoadError, match=r"blocks\.2\.mlp\.fc1\.weight"):
         broken.init_weights()
@@ -205,7 +210,7 @@ def test_run_ade20k_on_micro_gives_a_record(micro, micro_data, tmp_path):
     report = result["load_report"]
     assert report["fraction_loaded"] == 1.0 and report["num_loaded"] == report["num_expected"]
     assert report["sha256"] and report["meta"]["method"] == "random-init"
-    assert result["final_epoch"]["iter"] == 3 and result["recipe"]["out_indices"] == [0, 1, 2, 3]
+    assert result["final_epoch"]["iteration"] == 3 and result["recipe"]["out_indices"] == [0, 1, 2, 3]
     assert result["data"]["num_train"] == 512 and result["data"]["num_val"] == 128
     assert result["data"]["num_classes"] == 8
     record = read_record(

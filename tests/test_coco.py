@@ -13,7 +13,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from downstream.coco.protocol import CONFIG_DIR, PROTOCOLS, RecipeError, detector_config, resolve_recipe
+from downstream.coco.protocol import CONFIG_DIR, PROTOCOLS, detector_config
+from downstream.recipe import RecipeError, resolve_recipe
 from methods.backbone import ARCHS, ENCODER_ARCH_KEYS
 from reproduce import data_root
 from reproduce.budget import load_budget
@@ -40,7 +41,7 @@ def encoder(micro, tmp_path_factory):
 def micro_config(micro, micro_data, encoder, tmp_path, protocol="vitdet") -> Config:
     arch = {k: ARCHS[micro.model.arch][k] for k in ENCODER_ARCH_KEYS}
     return detector_config(
-        resolve_recipe(micro, protocol),
+        resolve_recipe(micro, "coco", protocol),
         encoder_path=encoder.path,
         arch=arch,
         coco_root=micro_data.root / "coco",
@@ -97,7 +98,7 @@ def test_base_budget_is_the_config_file():
     for protocol, (filename, _) in PROTOCOLS.items():
         plain = Config.fromfile(str(CONFIG_DIR / filename))
         cfg = detector_config(
-            resolve_recipe(base, protocol),
+            resolve_recipe(base, "coco", protocol),
             encoder_path=None,
             arch=arch,
             coco_root="data/coco",
@@ -145,19 +146,28 @@ def test_recipe_errors_name_the_key(micro):
     cfg = copy.deepcopy(micro)
     del cfg.coco["anchor_scale"]
     with pytest.raises(RecipeError, match=r"micro.py: coco section: missing \['anchor_scale'\]"):
-        resolve_recipe(cfg)
+        resolve_recipe(cfg, "coco")
     cfg = copy.deepcopy(micro)
     cfg.coco["anchors"] = 4
     with pytest.raises(RecipeError, match=r"unknown \['anchors'\]"):
-        resolve_recipe(cfg)
-    with pytest.raises(RecipeError, match=r"coco protocol 'detr'; implemented: \['vitdet', 'fpn_li2021'\]"):
-        resolve_recipe(micro, "detr")
+        resolve_recipe(cfg, "coco")
+    with pytest.raises(
+        RecipeError, match=r"unknown recipe 'detr' for coco; known: mae, vitdet, fpn_li2021, hpm"
+    ):
+        resolve_recipe(micro, "coco", "detr")
+    with pytest.raises(
+        RecipeError, match=r"micro.py: coco protocol 'detr'; implemented: \['vitdet', 'fpn_li2021'\]"
+    ):
+        resolve_recipe({**micro, "coco": {**micro.coco, "protocol": "detr"}}, "coco")
     cfg = copy.deepcopy(micro)
     cfg.coco["lr_steps"] = [10**6]
     with pytest.raises(RecipeError, match=r"coco.lr_steps .* within max_iters"):
-        resolve_recipe(cfg)
-    assert resolve_recipe(micro)["name"] == "mae"  # the budget's protocol: the shared default recipe
-    assert resolve_recipe(micro, "fpn_li2021")["name"] == "fpn_li2021"  # another protocol: its own rows
+        resolve_recipe(cfg, "coco")
+    # the budget's protocol is the shared default recipe; another protocol is its own (its own rows)
+    assert resolve_recipe(micro, "coco")["name"] == resolve_recipe(micro, "coco", "vitdet")["name"] == "mae"
+    fpn = resolve_recipe(micro, "coco", "fpn_li2021")
+    assert fpn["name"] == fpn["protocol"] == "fpn_li2021"
+    assert resolve_recipe(micro, "coco", "hpm")["name"] == "hpm"  # a method's recipe, the budget's protocol
 
 
 def test_run_coco_micro_writes_a_record(micro, micro_data, encoder, tmp_path):

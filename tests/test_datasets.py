@@ -303,23 +303,25 @@ def test_mmdet_json_that_does_not_parse(tmp_path):
     assert_one_line_error(excinfo, ann, "not valid JSON")
 
 
-def test_mmdet_unknown_category_is_named(tmp_path):
+def coco_with_edited_annotation(tmp_path, index: int, **changes) -> tuple[Path, Path]:
+    """A copy of the COCO layout whose val annotation ``index`` has ``changes``: (root, annotation file)."""
     root = copy_layout("coco", tmp_path)
     ann = root / "annotations" / "instances_val2017.json"
     document = json.loads(ann.read_text())
-    document["annotations"][3]["category_id"] = 99
+    document["annotations"][index].update(changes)
     ann.write_text(json.dumps(document))
+    return root, ann
+
+
+def test_mmdet_unknown_category_is_named(tmp_path):
+    root, ann = coco_with_edited_annotation(tmp_path, 3, category_id=99)
     with pytest.raises(DatasetError) as excinfo:
         det_dataset(root)
     assert_one_line_error(excinfo, ann, "annotation 4 has unknown category_id 99")
 
 
 def test_mmdet_degenerate_annotation_is_an_error_not_a_silent_drop(tmp_path):
-    root = copy_layout("coco", tmp_path)
-    ann = root / "annotations" / "instances_val2017.json"
-    document = json.loads(ann.read_text())
-    document["annotations"][0]["area"] = 0
-    ann.write_text(json.dumps(document))
+    root, _ = coco_with_edited_annotation(tmp_path, 0, area=0)
     with pytest.raises(DatasetError, match="1 annotations dropped"):
         det_dataset(root)
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 from downstream.davis import run_davis
 from downstream.davis.propagation import first_frame_labels
-from downstream.davis.protocol import RecipeError, frame_size, resolve_recipe
+from downstream.davis.protocol import frame_size
+from downstream.recipe import RecipeError, resolve_recipe
 from methods.backbone import build_vit, export_encoder, load_encoder, sincos_pos_embed_2d
 from reproduce import bench, data_root
 from reproduce.budget import load_budget
@@ -116,15 +117,15 @@ def test_recipe_errors_are_one_line_and_name_the_key(micro, change, message):
     cfg = {"budget": "micro", "davis": micro.davis.to_dict()}
     change(cfg["davis"])
     with pytest.raises(RecipeError, match=message) as e:
-        resolve_recipe(cfg)
+        resolve_recipe(cfg, "davis")
     assert "\n" not in str(e.value) and "reproduce/budgets/micro.py" in str(e.value)
 
 
 def test_every_budget_has_a_valid_davis_recipe():
     for name in ("micro", "tiny", "small", "base", "base-300e"):
-        r = resolve_recipe(load_budget(name))
+        r = resolve_recipe(load_budget(name), "davis")
         assert r["std"] == [0.228, 0.224, 0.225] and r["topk"] == 5 and r["n_last_frames"] == 7
-    paper = resolve_recipe(load_budget("base"))
+    paper = resolve_recipe(load_budget("base"), "davis")
     assert (paper["short_side"], paper["long_side_multiple"], paper["window_radius"]) == (480, 64, 12)
 
 

@@ -20,16 +20,16 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from downstream.in1k import resolve_recipe, run_finetune, run_knn, run_linear_probe
+from downstream.in1k import run_finetune, run_knn, run_linear_probe
 from downstream.in1k.knn import knn_classify
 from downstream.in1k.models import finetune_vit
-from downstream.in1k.recipes import RecipeError
 from downstream.optim import (
     LARS,
     LayerDecayOptimWrapperConstructor,
     layer_decay_param_groups,
     warmup_cosine_lr,
 )
+from downstream.recipe import RecipeError, resolve_recipe
 from methods.backbone import build_vit, export_encoder
 from reproduce.budget import load_budget
 
@@ -276,6 +276,22 @@ def test_recipes() -> None:
         resolve_recipe(BUDGET, "finetune", "nope")
     with pytest.raises(RecipeError, match="no 'knn' section"):
         resolve_recipe({"budget": "x"}, "knn")
+
+
+def test_a_method_folder_brings_its_own_recipe(mae_copy) -> None:
+    """A method's official recipe is its folder's ``recipes.py``, found as the method itself is; a protocol
+    it does not override runs as the budget's section under its name."""
+    (mae_copy / "recipes.py").write_text('RECIPES = {"maecopy": {"knn": lambda s: dict(k=s["k"] + 1)}}\n')
+    r = resolve_recipe(BUDGET, "knn", "maecopy")
+    assert r == {**KNN, "k": KNN["k"] + 1, "name": "maecopy"}
+    assert resolve_recipe(BUDGET, "linear_probe", "maecopy") == {**LP, "name": "maecopy"}
+    with pytest.raises(RecipeError) as e:
+        resolve_recipe(BUDGET, "knn", "nope")
+    assert str(e.value) == "unknown recipe 'nope' for knn; known: mae, hpm, maecopy"
+    with pytest.raises(
+        RecipeError, match="unknown protocol 'segm'; known: linear_probe, finetune, knn, ade20k"
+    ):
+        resolve_recipe(BUDGET, "segm")
 
 
 @pytest.mark.parametrize("budget", ["micro", "tiny", "small", "base", "base-800e"])

@@ -48,9 +48,7 @@ def encoder_state(path: Path) -> dict[str, torch.Tensor]:
 def full_run(tmp_path_factory, golden):
     """One uninterrupted MAE run (24 steps)."""
     out = tmp_path_factory.mktemp("full")
-    result = pretrain.main(
-        golden("--method", "mae", "--work-dir", str(out / "run"), "--work-root", str(out))
-    )
+    result = pretrain.main(golden("--method", "mae", "--work-dir", str(out / "run"), "--work-root", str(out)))
     return out, result
 
 

@@ -67,9 +67,7 @@ def test_pretraining_follows_maes_schedule(golden_setting, tmp_path, warmup, cas
     result = pretrain.run(pretrain.parse_args(argv), hooks=[recorder])
     assert_official(case, [s["lr"] for s in recorder.steps])
     # a run given --work-dir (and no --work-root) keeps its record there: two pilots never share seed0.json
-    assert (
-        result.record == tmp_path / "run" / "records" / "golden" / "mae" / "pretrain" / "seed0.json"
-    )
+    assert result.record == tmp_path / "run" / "records" / "golden" / "mae" / "pretrain" / "seed0.json"
 
 
 @pytest.mark.parametrize(("warmup", "case"), [(1, "linear_probe"), (0, "linear_probe_warmup0")])
@@ -109,17 +107,23 @@ def test_finetune_follows_maes_schedule(golden_setting, tmp_path, changes, case)
     assert_official(case, [s["lr"] for s in recorder.steps])
 
 
+def dense_lrs(protocol: str, golden_setting, tmp_path, warmup: int) -> tuple[dict, list[float]]:
+    """(the recipe, the lr of each iteration) of a dense protocol run with ``warmup`` warm-up iterations."""
+    from downstream.ade20k.protocol import run_ade20k
+    from downstream.coco.protocol import run_coco
+
+    cfg = budget_with(golden_setting, **{f"{protocol}__warmup_iters": warmup})
+    run = {"ade20k": run_ade20k, "coco": run_coco}[protocol]
+    recorder = StepRecorder()
+    root = getattr(golden_setting.data, protocol)
+    run(golden_setting.encoder, cfg, root, tmp_path, progress=False, hooks=[recorder])
+    return cfg[protocol], [s["lr"] for s in recorder.steps]
+
+
 @pytest.mark.e2e  # a dense fine-tune through mmseg/mmdet (4-8 s a run)
 @pytest.mark.parametrize("warmup", [2, 0])
 def test_ade20k_schedule_is_linear_warmup_then_poly(golden_setting, tmp_path, warmup):
-    from downstream.ade20k.protocol import run_ade20k
-
-    cfg = budget_with(golden_setting, ade20k__warmup_iters=warmup)
-    r = cfg.ade20k
-    recorder = StepRecorder()
-    run_ade20k(
-        golden_setting.encoder, cfg, golden_setting.data.ade20k, tmp_path, progress=False, hooks=[recorder]
-    )
+    r, lrs = dense_lrs("ade20k", golden_setting, tmp_path, warmup)
     lr, n, start = r["lr"], r["iters"], r["warmup_start_factor"]
     expected = []
     for t in range(n):
@@ -128,26 +132,19 @@ def test_ade20k_schedule_is_linear_warmup_then_poly(golden_setting, tmp_path, wa
         else:  # PolyLR from the end of the warm-up to min_lr at the last iteration
             progress = (t - warmup) / (n - warmup - 1)
             expected.append((lr - r["min_lr"]) * (1 - progress) ** r["poly_power"] + r["min_lr"])
-    assert_closed_form("ADE20K", [s["lr"] for s in recorder.steps], expected)
+    assert_closed_form("ADE20K", lrs, expected)
 
 
 @pytest.mark.e2e  # a dense fine-tune through mmseg/mmdet (4-8 s a run)
 @pytest.mark.parametrize("warmup", [2, 0])
 def test_coco_schedule_is_linear_warmup_then_steps(golden_setting, tmp_path, warmup):
-    from downstream.coco.protocol import run_coco
-
-    cfg = budget_with(golden_setting, coco__warmup_iters=warmup)
-    r = cfg.coco
-    recorder = StepRecorder()
-    run_coco(
-        golden_setting.encoder, cfg, golden_setting.data.coco, tmp_path, progress=False, hooks=[recorder]
-    )
+    r, lrs = dense_lrs("coco", golden_setting, tmp_path, warmup)
     lr, start = r["lr"], r["warmup_start_factor"]
     expected = []
     for t in range(r["max_iters"]):
         factor = start + (1 - start) * t / max(warmup - 1, 1) if t < warmup else 1.0
         expected.append(lr * factor * r["lr_gamma"] ** sum(t >= m for m in r["lr_steps"]))
-    assert_closed_form("COCO", [s["lr"] for s in recorder.steps], expected)
+    assert_closed_form("COCO", lrs, expected)
 
 
 def assert_closed_form(what: str, lrs: list[float], expected: list[float]) -> None:

@@ -78,11 +78,6 @@ def test_the_teacher_trains_and_is_recorded_with_its_cost_zero_shot_and_probe(bu
     assert cost["steps"] == 2 * (16 // 8) and cost["train_images"] == 32
     assert cost["flops_per_image"] > 0 and cost["total_flops"] == pytest.approx(cost["flops_per_image"] * 32)
     assert cost["wall_s"] > 0
-    assert teacher.cost == {
-        "teacher_flops_per_image": cost["flops_per_image"],
-        "teacher_total_flops": cost["total_flops"],
-        "teacher_wall_s": cost["wall_s"],
-    }
     assert rec.provenance["dataset_manifest_hash"] == data.manifest_hash
     # the file: the project's format, read with weights_only, the teacher's key and cost in its meta
     model, meta = load_clip(teacher.path)

@@ -9,19 +9,10 @@ protocols return (``protocol='ade20k'``, ``metrics`` mIoU and aAcc in %). The mm
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from downstream.lazy import lazy_exports
 
 # Exports resolve on first use, so importing the package does not import mmseg.
-_EXPORTS = {
-    "build_config": "downstream.ade20k.protocol",
-    "resolve_recipe": "downstream.ade20k.protocol",
-    "run_ade20k": "downstream.ade20k.protocol",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'downstream.ade20k' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {"build_config": "downstream.ade20k.protocol", "run_ade20k": "downstream.ade20k.protocol"},
+)

@@ -14,7 +14,6 @@ final-iteration mIoU / aAcc of mmseg's ``IoUMetric`` are reported, with no selec
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -25,69 +24,20 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
+from downstream import recipe as recipes
 from downstream.in1k.models import encoder_arch
-from downstream.mm_run import DenseRunHook, check_device, train_then_test, unwrap
-from downstream.recipe import budget_file, check_ints, checked_section
+from downstream.mm_run import DenseRunHook, check_device, quiet_mmengine, train_then_test, unwrap
+from downstream.recipe import DEFAULT_RECIPE, RecipeError, Section
+from downstream.result import FinalStep, ProtocolResult
 from methods.backbone import resolve_arch
 
 PROTOCOL = "ade20k"
 CONFIG = Path(__file__).resolve().parent / "configs" / "mimvit_upernet_160k_ade20k-512x512.py"
 
-#: Keys whose value selects one implemented behaviour, and the values this code implements.
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "dataset": ("CheckedADE20KDataset", "SynthScenesSegDataset"),  # downstream/datasets/ade20k.py
-    "photometric_distortion": (True, False),  # mmseg's PhotoMetricDistortion in the train pipeline
-    "test_mode": ("slide", "whole"),  # mmseg's EncoderDecoder inference modes
-    "precision": ("auto", "fp32"),  # auto: bf16 autocast on GPU (AmpOptimWrapper), fp32 on CPU
-}
-#: Every key a budget's ``ade20k`` section must set (base.py gives each paper value with its source).
-RECIPE_KEYS = (
-    "train_split",
-    "val_split",
-    "crop_size",
-    "scale",
-    "ratio_range",
-    "cat_max_ratio",
-    "flip_prob",
-    "iters",
-    "batch_size",
-    "lr",
-    "betas",
-    "weight_decay",
-    "layer_decay",
-    "warmup_iters",
-    "warmup_start_factor",
-    "poly_power",
-    "min_lr",
-    "drop_path",
-    "head_channels",
-    "aux_channels",
-    "aux_loss_weight",
-    "slide_stride",
-    "num_workers",
-    "checkpoint_interval",
-    "log_interval",
-    *CHOICES,
-)
-_POSITIVE_INTS = ("crop_size", "iters", "batch_size", "slide_stride", "head_channels", "aux_channels")
-_NON_NEGATIVE_INTS = ("warmup_iters", "num_workers", "checkpoint_interval", "log_interval")
-#: The recipe name records carry (the budget's section as written: MAE's protocol, scaled).
-DEFAULT_RECIPE = "mae"
 
-
-class RecipeError(ValueError):
-    """A budget's ``ade20k`` section that is missing, incomplete or holds a value the code does not do."""
-
-
-def resolve_recipe(budget_cfg: Mapping[str, Any], recipe: str = DEFAULT_RECIPE) -> dict[str, Any]:
-    """The budget's ``ade20k`` section, checked key by key (a one-line error names the key), plus ``name``."""
-    if recipe != DEFAULT_RECIPE:
-        raise RecipeError(f"unknown ADE20K recipe {recipe!r}; known: {DEFAULT_RECIPE}")
-    where = budget_file(budget_cfg)
-    r = checked_section(budget_cfg, PROTOCOL, RECIPE_KEYS, RecipeError, CHOICES)
-    check_ints(
-        r, PROTOCOL, RecipeError, where=where, positive=_POSITIVE_INTS, non_negative=_NON_NEGATIVE_INTS
-    )
+def _check_section(r: dict[str, Any], recipe: str, where: str) -> str:
+    """What the key-by-key check leaves: pair sizes, the warm-up within the schedule, windows covering the
+    image."""
     for key, size in (("scale", 2), ("ratio_range", 2), ("betas", 2)):
         if len(r[key]) != size:
             raise RecipeError(f"{where}: ade20k.{key} = {r[key]!r} must hold {size} values")
@@ -102,7 +52,39 @@ def resolve_recipe(budget_cfg: Mapping[str, Any], recipe: str = DEFAULT_RECIPE) 
         )
     for key in ("scale", "ratio_range", "betas"):
         r[key] = list(r[key])
-    return {**r, "name": recipe}
+    return recipe
+
+
+#: What a budget's ``ade20k`` section holds (base.py gives each paper value with its source).
+SECTION = Section(
+    keys=(
+        "train_split",
+        "val_split",
+        "scale",
+        "ratio_range",
+        "cat_max_ratio",
+        "flip_prob",
+        "lr",
+        "betas",
+        "weight_decay",
+        "layer_decay",
+        "warmup_start_factor",
+        "poly_power",
+        "min_lr",
+        "drop_path",
+        "aux_loss_weight",
+    ),
+    positive=("crop_size", "iters", "batch_size", "slide_stride", "head_channels", "aux_channels"),
+    non_negative=("warmup_iters", "num_workers", "checkpoint_interval", "log_interval"),
+    # keys whose value selects one implemented behaviour, and the values this code implements
+    choices={
+        "dataset": ("CheckedADE20KDataset", "SynthScenesSegDataset"),  # downstream/datasets/ade20k.py
+        "photometric_distortion": (True, False),  # mmseg's PhotoMetricDistortion in the train pipeline
+        "test_mode": ("slide", "whole"),  # mmseg's EncoderDecoder inference modes
+        "precision": ("auto", "fp32"),  # auto: bf16 autocast on GPU (AmpOptimWrapper), fp32 on CPU
+    },
+    check=_check_section,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -258,10 +240,8 @@ def run_ade20k(
     the Runner."""
     from mmengine.dist import get_dist_info
 
-    from reproduce.pipeline import quiet_mmengine
-
     start = time.perf_counter()
-    r = resolve_recipe(budget_cfg, recipe)
+    r = recipes.resolve_recipe(budget_cfg, PROTOCOL, recipe)
     placed = check_device(device, PROTOCOL)
     on_gpu = placed == "cuda"
     _, world_size = get_dist_info()
@@ -285,16 +265,10 @@ def run_ade20k(
         else "whole-image inference"
     )
     recipe_used = {**r, "out_indices": blocks, "world_size": world_size, "precision_used": precision}
-    return dict(
-        protocol=PROTOCOL,
-        seed=seed,
-        metrics=metrics,
-        final_epoch=dict(
-            iter=r["iters"],
-            train_loss=hook.losses[-1] if hook.losses else math.nan,
-            mAcc=scores["mAcc"],
-            **metrics,
-        ),
+    return ProtocolResult(
+        PROTOCOL,
+        seed,
+        metrics,
         recipe=recipe_used,
         load_report=report,
         timings=dict(**run.timings, train_images_per_s=r["iters"] * r["batch_size"] / max(train_s, 1e-9)),
@@ -306,16 +280,17 @@ def run_ade20k(
             num_classes=num_classes_of(r["dataset"]),
             skipped=train_set.num_skipped + test_set.num_skipped,
         ),
+        world_size=world_size,
+        batch_size=r["batch_size"],
+        precision=precision,
+        device=placed,
+        final=FinalStep(
+            iteration=r["iters"],
+            train_loss=hook.losses[-1] if hook.losses else None,
+            metrics=dict(mAcc=scores["mAcc"], **metrics),
+        ),
         protocol_detail=(
             f"ADE20K: UperNet on blocks {blocks}, crop {r['crop_size']}, {r['iters']} iters x batch "
             f"{r['batch_size']}, AdamW lr {r['lr']:g}, layer decay {r['layer_decay']}, {mode}"
         ),
-        provenance_inputs=dict(
-            config=recipe_used,
-            world_size=world_size,
-            batch_size=r["batch_size"],
-            precision=precision,
-            seed=seed,
-            device=placed,
-        ),
-    )
+    ).to_dict()

@@ -28,10 +28,11 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
+from downstream import recipe as recipes
 from downstream.in1k.models import encoder_arch
 from downstream.mm_run import DenseRunHook, check_device, train_then_test
-from downstream.recipe import budget_file, check_ints, checked_section
-from tables.records import DEFAULT_RECIPE
+from downstream.recipe import DEFAULT_RECIPE, RecipeError, Section
+from downstream.result import FinalStep, ProtocolResult
 
 PROTOCOL = "coco"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -40,59 +41,6 @@ PROTOCOLS: dict[str, tuple[str, str]] = {
     "vitdet": ("maskrcnn_vitdet.py", "ViTDet Mask R-CNN (simple feature pyramid from the last block)"),
     "fpn_li2021": ("maskrcnn_fpn_li2021.py", "Mask R-CNN + FPN on four blocks (Li et al. 2021)"),
 }
-#: Every key a budget's ``coco`` section must set (base.py explains each one and gives its source).
-RECIPE_KEYS = (
-    "protocol",
-    "image_size",
-    "lsj_ratio_range",
-    "hflip_prob",
-    "pad_value",
-    "window_size",
-    "global_blocks",
-    "out_indices",
-    "drop_path_rate",
-    "neck_channels",
-    "fc_channels",
-    "anchor_scale",
-    "rpn_sampler_num",
-    "rpn_nms_pre",
-    "rpn_max_per_img",
-    "rcnn_sampler_num",
-    "test_rpn_nms_pre",
-    "test_rpn_max_per_img",
-    "test_max_per_img",
-    "batch_size",
-    "lr",
-    "betas",
-    "weight_decay",
-    "layer_decay",
-    "max_iters",
-    "warmup_iters",
-    "warmup_start_factor",
-    "lr_steps",
-    "lr_gamma",
-    "precision",
-    "test_batch_size",
-    "num_workers",
-    "checkpoint_interval",
-    "log_interval",
-)
-_POSITIVE_INTS = (
-    "image_size",
-    "neck_channels",
-    "fc_channels",
-    "rpn_sampler_num",
-    "rpn_nms_pre",
-    "rpn_max_per_img",
-    "rcnn_sampler_num",
-    "test_rpn_nms_pre",
-    "test_rpn_max_per_img",
-    "test_max_per_img",
-    "batch_size",
-    "max_iters",
-    "test_batch_size",
-    "log_interval",
-)
 #: COCO metric keys (mmdet's ``CocoMetric``, fractions) -> record keys (percent). AP_box / AP_mask are the
 #: ones Table 3 reads (tables/specs.py).
 METRIC_KEYS = {
@@ -105,21 +53,13 @@ METRIC_KEYS = {
 }
 
 
-class RecipeError(ValueError):
-    """A budget's ``coco`` section that is missing, incomplete or holds a value the code does not do."""
-
-
-def resolve_recipe(budget_cfg: Mapping[str, Any], protocol: str | None = None) -> dict[str, Any]:
-    """The budget's ``coco`` section, checked key by key (a one-line error names the key). ``protocol``
-    overrides the section's; the result's ``name`` is the shared default recipe name when the budget's own
-    protocol runs, else the protocol (so its records and table rows stay apart)."""
-    where = budget_file(budget_cfg)
-    r = checked_section(budget_cfg, PROTOCOL, RECIPE_KEYS, RecipeError)
-    chosen = protocol or r["protocol"]
+def _check_section(r: dict[str, Any], recipe: str, where: str) -> str:
+    """What the key-by-key check leaves: the detector protocol (the budget's, or the one ``recipe`` names),
+    the LSJ range and the lr steps. The budget's own protocol runs as the shared default recipe; another one
+    is its own recipe (its records and table rows stay apart)."""
+    chosen = recipe if recipe in PROTOCOLS else r["protocol"]
     if chosen not in PROTOCOLS:
         raise RecipeError(f"{where}: coco protocol {chosen!r}; implemented: {list(PROTOCOLS)}")
-    non_negative = ("num_workers", "checkpoint_interval", "warmup_iters")
-    check_ints(r, PROTOCOL, RecipeError, where=where, positive=_POSITIVE_INTS, non_negative=non_negative)
     if len(r["lsj_ratio_range"]) != 2 or not 0 < r["lsj_ratio_range"][0] <= r["lsj_ratio_range"][1]:
         raise RecipeError(f"{where}: coco.lsj_ratio_range = {r['lsj_ratio_range']!r} must be (low, high)")
     if list(r["lr_steps"]) != sorted(r["lr_steps"]) or any(s > r["max_iters"] for s in r["lr_steps"]):
@@ -127,12 +67,54 @@ def resolve_recipe(budget_cfg: Mapping[str, Any], protocol: str | None = None) -
             f"{where}: coco.lr_steps = {r['lr_steps']!r} must increase and stay within max_iters "
             f"({r['max_iters']})"
         )
-    if r["precision"] not in ("auto", "fp32"):
-        raise RecipeError(f"{where}: coco.precision = {r['precision']!r}; implemented: ['auto', 'fp32']")
     for key in ("global_blocks", "out_indices", "lsj_ratio_range", "betas", "lr_steps"):
         r[key] = list(r[key]) if r[key] is not None else None
-    default = chosen == r["protocol"]
-    return {**r, "protocol": chosen, "name": DEFAULT_RECIPE if default else chosen}
+    name = DEFAULT_RECIPE if recipe == r["protocol"] else recipe
+    r["protocol"] = chosen
+    return name
+
+
+#: What a budget's ``coco`` section holds (base.py explains each key and gives its source).
+SECTION = Section(
+    keys=(
+        "protocol",
+        "lsj_ratio_range",
+        "hflip_prob",
+        "pad_value",
+        "window_size",
+        "global_blocks",
+        "out_indices",
+        "drop_path_rate",
+        "anchor_scale",
+        "lr",
+        "betas",
+        "weight_decay",
+        "layer_decay",
+        "warmup_start_factor",
+        "lr_steps",
+        "lr_gamma",
+    ),
+    positive=(
+        "image_size",
+        "neck_channels",
+        "fc_channels",
+        "rpn_sampler_num",
+        "rpn_nms_pre",
+        "rpn_max_per_img",
+        "rcnn_sampler_num",
+        "test_rpn_nms_pre",
+        "test_rpn_max_per_img",
+        "test_max_per_img",
+        "batch_size",
+        "max_iters",
+        "test_batch_size",
+        "log_interval",
+    ),
+    non_negative=("num_workers", "checkpoint_interval", "warmup_iters"),
+    choices={"precision": ("auto", "fp32")},  # auto: fp16 AMP on GPU, fp32 on CPU
+    check=_check_section,
+    recipes=tuple(PROTOCOLS),
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -262,8 +244,8 @@ def run_coco(
     coco_root: str | os.PathLike,
     work_dir: str | os.PathLike,
     seed: int = 0,
+    recipe: str = DEFAULT_RECIPE,
     *,
-    protocol: str | None = None,
     progress: bool = True,
     device: str | torch.device | None = None,
     launcher: str = "none",
@@ -273,16 +255,15 @@ def run_coco(
     """Fine-tune Mask R-CNN on ``coco_root/train2017`` for the recipe's iterations, then evaluate once on
     ``coco_root/val2017`` with mmdet's ``CocoMetric``.
 
-    ``budget_cfg['coco']`` holds the recipe; ``protocol`` (``vitdet`` | ``fpn_li2021``) overrides its
-    protocol. Returns ``protocol``, ``seed``, ``metrics`` (``AP_box``, ``AP_mask`` and their AP50/AP75, in
-    %), ``final_epoch`` (the last iteration's loss), ``history``, ``recipe``, ``load_report``, ``timings``,
-    ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols. ``hooks`` are added to
-    the Runner.
+    ``budget_cfg['coco']`` holds the recipe; ``recipe`` names a detector protocol (``vitdet`` |
+    ``fpn_li2021``) other than the budget's, or a method's recipe (``downstream.recipe``). Returns a
+    ``downstream.result`` dict: ``metrics`` ``AP_box``, ``AP_mask`` and their AP50/AP75 in %, ``history``
+    (the loss of each iteration), ``protocol_detail``. ``hooks`` are added to the Runner.
     """
     from mmengine.dist import get_dist_info
 
     start = time.perf_counter()
-    r = resolve_recipe(budget_cfg, protocol)
+    r = recipes.resolve_recipe(budget_cfg, PROTOCOL, recipe)
     on_gpu = check_device(device, "COCO fine-tuning") == "cuda"
     _, world_size = get_dist_info()
     synthscenes = str(budget_cfg.get("data", {}).get("name", "")).startswith("synthscenes")
@@ -319,13 +300,10 @@ def run_coco(
     metrics = {name: 100.0 * float(raw.get(key, 0.0)) for key, name in METRIC_KEYS.items()}
     train_set, test_set = runner.train_dataloader.dataset, runner.test_dataloader.dataset
     recipe_used = {**r, "world_size": world_size, "per_gpu_batch": r["batch_size"] // world_size}
-    precision = "fp16-amp" if cfg.optim_wrapper.type == "AmpOptimWrapper" else "fp32"
-    return dict(
-        protocol=PROTOCOL,
-        seed=seed,
-        metrics=metrics,
-        final_epoch=dict(iteration=r["max_iters"], train_loss=hook.losses[-1] if hook.losses else None),
-        history=hook.losses,
+    return ProtocolResult(
+        PROTOCOL,
+        seed,
+        metrics,
         recipe=recipe_used,
         load_report=copy.deepcopy(report),
         timings=run.timings,
@@ -337,18 +315,18 @@ def run_coco(
             classes=list(test_set.metainfo["classes"]),
             no_detections=no_detections,
         ),
+        world_size=world_size,
+        batch_size=r["batch_size"],
+        precision="fp16-amp" if cfg.optim_wrapper.type == "AmpOptimWrapper" else "fp32",
+        device="cuda" if on_gpu else "cpu",
+        final=FinalStep(
+            iteration=r["max_iters"], train_loss=hook.losses[-1] if hook.losses else None, metrics=metrics
+        ),
+        history=hook.losses,
         protocol_detail=(
             f"COCO: {PROTOCOLS[r['protocol']][1]}, LSJ {r['image_size']} px "
             f"(x{r['lsj_ratio_range'][0]}-{r['lsj_ratio_range'][1]}), window {r['window_size']} with global "
             f"blocks {r['global_blocks']}, {r['max_iters']} it x batch {r['batch_size']}, layer decay "
             f"{r['layer_decay']}; AP from mmdet's CocoMetric (pycocotools)"
         ),
-        provenance_inputs=dict(
-            config=recipe_used,
-            world_size=world_size,
-            batch_size=r["batch_size"],
-            precision=precision,
-            seed=seed,
-            device="cuda" if on_gpu else "cpu",
-        ),
-    )
+    ).to_dict()

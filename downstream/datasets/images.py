@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,32 +16,33 @@ from downstream.datasets.errors import DatasetError
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpeg", ".jpg", ".png")
 
 
-def open_rgb(path: str | os.PathLike, layout: str) -> Image.Image:
-    """Fully decode ``path`` as RGB (a lazy ``Image.open`` would defer truncation errors to later)."""
+@contextmanager
+def _decoding(path: str | os.PathLike, layout: str) -> Iterator[Image.Image]:
+    """``Image.open(path)``; a missing, corrupt or unreadable file (while opening or decoding it inside the
+    block) is a ``DatasetError`` naming the file."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            yield image
     except FileNotFoundError:
         raise DatasetError.at(path, "file not found", layout) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DatasetError.at(
             path, f"corrupt or unreadable image ({type(exc).__name__}: {exc})", layout
         ) from None
+
+
+def open_rgb(path: str | os.PathLike, layout: str) -> Image.Image:
+    """Fully decode ``path`` as RGB (a lazy ``Image.open`` would defer truncation errors to later)."""
+    with _decoding(path, layout) as image:
+        return image.convert("RGB")
 
 
 def open_array(
     path: str | os.PathLike, layout: str, mode: str | None = None
 ) -> tuple[np.ndarray, Image.Image]:
     """Decode ``path`` without conversion; returns (pixels, image). With ``mode``, require that PIL mode."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except FileNotFoundError:
-        raise DatasetError.at(path, "file not found", layout) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DatasetError.at(
-            path, f"corrupt or unreadable image ({type(exc).__name__}: {exc})", layout
-        ) from None
+    with _decoding(path, layout) as image:
+        image.load()
     if mode is not None and image.mode != mode:
         raise DatasetError.at(path, f"image mode {image.mode!r}, not {mode!r}", layout)
     return np.asarray(image), image

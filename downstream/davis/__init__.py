@@ -11,26 +11,20 @@ README.md: sources, and every detail of DINO's procedure with the recipe key tha
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from downstream.lazy import lazy_exports
 
 # Exports resolve on first use: importing the package does not import its modules, so
 # ``python -m downstream.davis.evaluate`` runs the module once (runpy warns when the package already did).
-_EXPORTS = {
-    "DavisScores": "downstream.davis.evaluate",
-    "evaluate_results": "downstream.davis.evaluate",
-    "write_results": "downstream.davis.evaluate",
-    "LabelPropagator": "downstream.davis.propagation",
-    "PropagationConfig": "downstream.davis.propagation",
-    "build_window": "downstream.davis.propagation",
-    "labels_to_ids": "downstream.davis.propagation",
-    "resolve_recipe": "downstream.davis.protocol",
-    "run_davis": "downstream.davis.protocol",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'downstream.davis' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "DavisScores": "downstream.davis.evaluate",
+        "evaluate_results": "downstream.davis.evaluate",
+        "write_results": "downstream.davis.evaluate",
+        "LabelPropagator": "downstream.davis.propagation",
+        "PropagationConfig": "downstream.davis.propagation",
+        "build_window": "downstream.davis.propagation",
+        "labels_to_ids": "downstream.davis.propagation",
+        "run_davis": "downstream.davis.protocol",
+    },
+)

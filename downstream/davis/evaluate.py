@@ -23,8 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,8 @@ from downstream.datasets.davis import VOID, DavisDataset, DavisSequence
 from downstream.datasets.errors import DatasetError
 from downstream.datasets.images import open_array
 from downstream.davis.metrics import BOUND_TH, boundary_f, jaccard, statistics
-from tables.aggregate import write_text_atomic
+from downstream.progress import progress_bar
+from methods.atomic import atomic_write_text
 
 RESULTS_LAYOUT = "<results>/<sequence>/<frame>.png (indexed 'P' or 'L' PNGs of ids 0..K, one per frame)"
 
@@ -161,17 +161,9 @@ def evaluate_results(
             raise DatasetError.at(Path(davis_root), f"sequences {unknown} are not in the {split!r} split", "")
         chosen = [s for s in dataset.sequences if s.name in wanted]
     scores = DavisScores(split)
-    for seq in _bar(chosen, "DAVIS evaluation", progress):
+    for seq in progress_bar(chosen, desc="DAVIS evaluation", unit="seq", enabled=progress):
         scores.sequences.append(evaluate_sequence(seq, results))
     return scores
-
-
-def _bar(items: Sequence, desc: str, enabled: bool) -> Iterable:
-    if not enabled:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="seq", leave=False, file=sys.stderr)
 
 
 def write_results(scores: DavisScores, out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -189,8 +181,8 @@ def write_results(scores: DavisScores, out_dir: str | os.PathLike) -> dict[str, 
         "per_sequence": out / f"per-sequence_results-{scores.split}.csv",
         "json": out / f"results-{scores.split}.json",
     }
-    write_text_atomic(table_g.to_csv(index=False, float_format="%.3f"), paths["global"])
-    write_text_atomic(table_seq.to_csv(index=False, float_format="%.3f"), paths["per_sequence"])
+    atomic_write_text(paths["global"], table_g.to_csv(index=False, float_format="%.3f"))
+    atomic_write_text(paths["per_sequence"], table_seq.to_csv(index=False, float_format="%.3f"))
     full = {
         "global": g,
         "per_object": rows,
@@ -199,7 +191,7 @@ def write_results(scores: DavisScores, out_dir: str | os.PathLike) -> dict[str, 
         },
         "bound_th": BOUND_TH,
     }
-    write_text_atomic(json.dumps(full, indent=1) + "\n", paths["json"])
+    atomic_write_text(paths["json"], json.dumps(full, indent=1) + "\n")
     return paths
 
 

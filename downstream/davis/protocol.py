@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from downstream import recipe as recipes
 from downstream.datasets.davis import DavisDataset, DavisSequence
 from downstream.datasets.errors import DAVIS_LAYOUT
 from downstream.datasets.images import open_rgb
@@ -39,56 +39,17 @@ from downstream.davis.propagation import (
     labels_to_ids,
 )
 from downstream.in1k.models import encoder_arch
-from downstream.recipe import budget_file, check_ints, checked_section
+from downstream.progress import progress_bar
+from downstream.recipe import DEFAULT_RECIPE, RecipeError, Section
+from downstream.result import ProtocolResult
 from methods.backbone import ViT, build_vit, load_encoder, read_encoder
 from synthscenes.appearance import voc_palette
 
 PROTOCOL = "davis"
 
-#: Keys whose value selects one implemented behaviour: the values this code implements (DINO's first).
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "frame_resize": ("bilinear",),  # cv2.resize's default (INTER_LINEAR), as DINO's read_frame
-    "pos_embed": ("interpolate",),  # the loader's declared bicubic resampling to the frame grid
-    "features": ("last_block_normed",),  # last block after the final norm, CLS dropped
-    "l2_normalize": (True,),  # cosine affinities
-    "first_frame_downsample": ("nearest",),  # PIL NEAREST of the first annotation to the grid
-    "label_upsample": ("bilinear", "nearest"),  # x patch size, align_corners=False
-    "output_resize": ("nearest",),  # PIL NEAREST back to the original frame size
-}
-#: Every key a budget's ``davis`` section must set.
-RECIPE_KEYS = (
-    "split",
-    "resolution",
-    "short_side",
-    "long_side_multiple",
-    "mean",
-    "std",
-    "temperature",
-    "topk",
-    "window_radius",
-    "n_last_frames",
-    "soft_context",
-    "norm_mask",
-    "feature_batch_size",
-    *CHOICES,
-)
-#: The recipe name of the budget's section as written (as the IN-1K protocols' ``mae``): MAE's paper has no
-#: DAVIS protocol, so the shared default is DINO's, and the name keeps records on the default path.
-DEFAULT_RECIPE = "mae"
 
-
-class RecipeError(ValueError):
-    """A budget's ``davis`` section that is missing, incomplete or holds a value the code does not do."""
-
-
-def resolve_recipe(budget_cfg: Mapping[str, Any], recipe: str = DEFAULT_RECIPE) -> dict[str, Any]:
-    """The budget's ``davis`` section, checked key by key (a one-line error names the key), plus ``name``."""
-    if recipe != DEFAULT_RECIPE:
-        raise RecipeError(f"unknown DAVIS recipe {recipe!r}; known: {DEFAULT_RECIPE}")
-    where = budget_file(budget_cfg)
-    r = checked_section(budget_cfg, PROTOCOL, RECIPE_KEYS, RecipeError, CHOICES)
-    positive = ("short_side", "long_side_multiple", "topk", "feature_batch_size")
-    check_ints(r, PROTOCOL, RecipeError, where=where, positive=positive)
+def _check_section(r: dict[str, Any], recipe: str, where: str) -> str:
+    """What the key-by-key check leaves: three-channel normalisation, and the propagation's own checks."""
     for key in ("mean", "std"):
         if len(r[key]) != 3:
             raise RecipeError(f"{where}: davis.{key} = {r[key]!r} must hold 3 values (R, G, B)")
@@ -97,7 +58,36 @@ def resolve_recipe(budget_cfg: Mapping[str, Any], recipe: str = DEFAULT_RECIPE) 
         propagation_config(r)
     except ValueError as e:
         raise RecipeError(f"{where}: davis section: {e}") from None
-    return {**r, "name": recipe}
+    return recipe
+
+
+#: What a budget's ``davis`` section holds. MAE's paper has no DAVIS protocol, so the section as written (the
+#: shared default recipe) is DINO's procedure.
+SECTION = Section(
+    keys=(
+        "split",
+        "resolution",
+        "mean",
+        "std",
+        "temperature",
+        "window_radius",
+        "n_last_frames",
+        "soft_context",
+        "norm_mask",
+    ),
+    positive=("short_side", "long_side_multiple", "topk", "feature_batch_size"),
+    # keys whose value selects one implemented behaviour: the values this code implements (DINO's first)
+    choices={
+        "frame_resize": ("bilinear",),  # cv2.resize's default (INTER_LINEAR), as DINO's read_frame
+        "pos_embed": ("interpolate",),  # the loader's declared bicubic resampling to the frame grid
+        "features": ("last_block_normed",),  # last block after the final norm, CLS dropped
+        "l2_normalize": (True,),  # cosine affinities
+        "first_frame_downsample": ("nearest",),  # PIL NEAREST of the first annotation to the grid
+        "label_upsample": ("bilinear", "nearest"),  # x patch size, align_corners=False
+        "output_resize": ("nearest",),  # PIL NEAREST back to the original frame size
+    },
+    check=_check_section,
+)
 
 
 def propagation_config(r: Mapping[str, Any]) -> PropagationConfig:
@@ -253,7 +243,7 @@ def run_davis(
     ``load_report``, ``timings``, ``data``, ``results_dir`` and ``provenance_inputs``, as the IN-1K
     protocols."""
     start = time.perf_counter()
-    r = resolve_recipe(budget_cfg, recipe)
+    r = recipes.resolve_recipe(budget_cfg, PROTOCOL, recipe)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dataset = DavisDataset(davis_root, r["split"], r["resolution"])
     chosen = [s for s in dataset.sequences if sequences is None or s.name in sequences]
@@ -262,8 +252,7 @@ def run_davis(
     windows: dict[tuple[int, int], Window] = {}
     palette = voc_palette()
     per_sequence = {}
-    bar = _progress(chosen, progress)
-    for seq in bar:
+    for seq in progress_bar(chosen, desc="DAVIS propagation", unit="seq", enabled=progress):
         per_sequence[seq.name] = propagate_sequence(seq, enc, r, results, windows, palette)
     segment_s = time.perf_counter() - start
     names = [s.name for s in chosen]
@@ -274,11 +263,10 @@ def run_davis(
     first_size = next(iter(enc.reports))
     report = dict(enc.reports[first_size])
     report["transforms_per_frame_size"] = {f"{h}x{w}": x["transforms"] for (h, w), x in enc.reports.items()}
-    return dict(
-        protocol=PROTOCOL,
-        seed=seed,
-        metrics=metrics,
-        final_epoch=None,
+    return ProtocolResult(
+        PROTOCOL,
+        seed,
+        metrics,
         recipe=r,
         load_report=report,
         timings=dict(
@@ -295,25 +283,13 @@ def run_davis(
             num_objects=sum(s.num_objects for s in chosen),
             sequences=per_sequence,
         ),
-        results_dir=str(results),
+        world_size=1,
+        batch_size=r["feature_batch_size"],
+        precision="fp32",
+        device=str(device),
         protocol_detail=(
             f"DAVIS: DINO label propagation (window ±{r['window_radius']} patches, top-{r['topk']}, "
             f"first + {r['n_last_frames']} frames, T {r['temperature']}, short side {r['short_side']})"
         ),
-        provenance_inputs=dict(
-            config=r,
-            world_size=1,
-            batch_size=r["feature_batch_size"],
-            precision="fp32",
-            seed=seed,
-            device=str(device),
-        ),
-    )
-
-
-def _progress(items: list[DavisSequence], enabled: bool):
-    if not enabled:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc="DAVIS propagation", unit="seq", leave=False, file=sys.stderr)
+        extra=dict(results_dir=str(results)),
+    ).to_dict()

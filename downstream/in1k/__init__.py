@@ -13,10 +13,9 @@ sections.
 from downstream.in1k.finetune import run_finetune
 from downstream.in1k.knn import knn_classify, run_knn
 from downstream.in1k.linear_probe import run_linear_probe
-from downstream.in1k.recipes import RECIPE_OVERRIDES, resolve_recipe
+from downstream.recipe import resolve_recipe
 
 __all__ = [
-    "RECIPE_OVERRIDES",
     "knn_classify",
     "resolve_recipe",
     "run_finetune",

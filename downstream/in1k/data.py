@@ -12,7 +12,6 @@ Transforms (facebookresearch/mae@efb2a80):
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset
 
 from downstream.datasets.imagenet import ImageFolderDataset
+from downstream.progress import progress_bar
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -165,19 +165,11 @@ def extract_features(
     device = next(vit.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     feats, labels = [], []
-    for images, target, _ in _bar(loader, desc, progress):
+    for images, target, _ in progress_bar(loader, desc=desc, unit="batch", enabled=progress):
         with torch.no_grad():
             feats.append(encode_features(vit, images.to(device), pool).float().cpu())
         labels.append(torch.as_tensor(target))
     return torch.cat(feats), torch.cat(labels).long()
-
-
-def _bar(iterable, desc: str | None, enabled: bool):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, unit="batch", leave=False, file=sys.stderr)
 
 
 class FeatureCache:

@@ -11,9 +11,7 @@ Evaluation: Resize + CenterCrop, top-1/top-5 after the final epoch only (no sele
 
 from __future__ import annotations
 
-import math
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,44 +25,33 @@ from downstream.datasets.imagenet import ImageFolderDataset
 from downstream.in1k import metrics as _metrics  # noqa: F401  (registers TopKAccuracy)
 from downstream.in1k.data import MMClassification, eval_transform, finetune_train_transform
 from downstream.in1k.models import FineTuneClassifier, finetune_vit
-from downstream.in1k.recipes import resolve_recipe
-from downstream.mm_run import unwrap
+from downstream.mm_run import RunHook, unwrap
 from downstream.optim import LayerDecayOptimWrapperConstructor, WarmupCosineLrHook  # noqa: F401  (registered)
+from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
+from downstream.result import FinalStep, ProtocolResult
 from methods.backbone import tensors_sha256
 
 
-class RunSummaryHook(Hook):
-    """Collects what the record needs: the mean training loss of each epoch and the final val metrics; shows
-    a progress bar over iterations (loss and lr)."""
-
-    priority = "LOW"
+class RunSummaryHook(RunHook):
+    """Collects what the record needs: the mean training loss of each epoch and the final val metrics. As a
+    ``RunHook`` it checks the loaded encoder and head at the first step (the Runner initialises weights
+    before its hooks run) and shows a progress bar; a non-finite loss is recorded, not stopped on."""
 
     def __init__(
         self, progress: bool = True, desc: str = "fine-tune", initial_sha256: str | None = None
     ) -> None:
-        self.progress, self.desc, self.initial_sha256 = progress, desc, initial_sha256
+        super().__init__("fine-tune", progress, desc, stop_on_nonfinite=False)
+        self.initial_sha256 = initial_sha256
         self.epoch_losses: list[float] = []
         self.val_metrics: dict[str, float] = {}
-        self._sum, self._n, self._bar = 0.0, 0, None
+        self._sum, self._n = 0.0, 0
 
-    def before_train(self, runner) -> None:
-        # The Runner initialises weights before this hook: the loaded encoder and the head must be intact.
-        if self.initial_sha256 is not None:
-            sha = tensors_sha256(unwrap(runner.model).vit.state_dict())
-            if sha != self.initial_sha256:
-                raise RuntimeError("fine-tune: the weights changed between loading and the first step")
-        if self.progress and runner.rank == 0:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=runner.max_iters, desc=self.desc, unit="it", leave=False, file=sys.stderr)
+    def checked_weights(self, runner) -> tuple[torch.nn.Module, str] | None:
+        return None if self.initial_sha256 is None else (unwrap(runner.model).vit, self.initial_sha256)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        loss = float(torch.as_tensor(outputs["loss"]).detach()) if outputs and "loss" in outputs else math.nan
-        self._sum, self._n = self._sum + loss, self._n + 1
-        if self._bar is not None:
-            lr = runner.optim_wrapper.optimizer.param_groups[-1]["lr"]
-            self._bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False)
-            self._bar.update(1)
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+        self._sum, self._n = self._sum + self.losses[-1], self._n + 1
 
     def after_train_epoch(self, runner) -> None:
         self.epoch_losses.append(self._sum / max(self._n, 1))
@@ -73,10 +60,6 @@ class RunSummaryHook(Hook):
     def after_val_epoch(self, runner, metrics: dict[str, float] | None = None) -> None:
         # TopKAccuracy's keys carry mmengine's prefix ('val/top1'); the record keeps the bare names
         self.val_metrics = {k.split("/")[-1]: float(v) for k, v in (metrics or {}).items()}
-
-    def after_train(self, runner) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def _mixup(r: Mapping[str, Any], num_classes: int):
@@ -102,7 +85,7 @@ def run_finetune(
     data_root: str | os.PathLike,
     work_dir: str | os.PathLike,
     seed: int = 0,
-    recipe: str = "mae",
+    recipe: str = DEFAULT_RECIPE,
     *,
     launcher: str = "none",
     progress: bool = True,
@@ -111,7 +94,7 @@ def run_finetune(
 ) -> dict[str, Any]:
     """Fine-tune the encoder end to end on ``data_root/train`` and evaluate on ``data_root/val`` once, after
     the final epoch. ``budget_cfg['finetune']`` holds the recipe; ``recipe`` names an optional per-method
-    override (``downstream.in1k.recipes``).
+    override (``downstream.recipe``, a method folder's ``recipes.py``).
 
     ``finetune.batch_size`` is the effective global batch (processes x per-process batch x ``accum_iter``).
     Returns ``metrics`` (``top1``, ``top5``, %), ``final_epoch``, ``history`` (train loss per epoch),
@@ -224,15 +207,12 @@ def run_finetune(
         "total_steps": iters_per_epoch // accum * epochs,
         "precision": precision,
     }
-    return dict(
-        protocol="finetune",
-        seed=seed,
-        metrics=metrics,
-        final_epoch=dict(epoch=epochs, train_loss=summary.epoch_losses[-1], **metrics),
-        history=summary.epoch_losses,
+    return ProtocolResult(
+        "finetune",
+        seed,
+        metrics,
         recipe=recipe_used,
         load_report=report,
-        initial_weights_sha256=initial_sha,  # checked unchanged at the first step (the Runner re-inits none)
         timings=dict(
             setup_s=setup_s,
             train_s=train_s,  # training epochs plus the final evaluation
@@ -242,12 +222,12 @@ def run_finetune(
         data=dict(
             root=str(data_root), num_train=len(train_base), num_val=len(val_base), num_classes=num_classes
         ),
-        provenance_inputs=dict(
-            config=recipe_used,
-            world_size=world_size,
-            batch_size=r["batch_size"],
-            precision=precision,
-            seed=seed,
-            device="cuda" if on_gpu else "cpu",
-        ),
-    )
+        world_size=world_size,
+        batch_size=r["batch_size"],
+        precision=precision,
+        device="cuda" if on_gpu else "cpu",
+        final=FinalStep(epoch=epochs, train_loss=summary.epoch_losses[-1], metrics=metrics),
+        history=summary.epoch_losses,
+        # checked unchanged at the first step (the Runner re-initialises none)
+        extra=dict(initial_weights_sha256=initial_sha),
+    ).to_dict()

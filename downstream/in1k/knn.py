@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from downstream.in1k.data import FEATURES
 from downstream.in1k.metrics import topk_correct
 from downstream.in1k.models import load_frozen_encoder
-from downstream.in1k.recipes import resolve_recipe
+from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
+from downstream.result import FinalStep, ProtocolResult
 
 
 @torch.no_grad()
@@ -53,7 +54,7 @@ def run_knn(
     data_root: str | os.PathLike,
     work_dir: str | os.PathLike | None = None,
     seed: int = 0,
-    recipe: str = "mae",
+    recipe: str = DEFAULT_RECIPE,
     *,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -83,11 +84,10 @@ def run_knn(
     correct = topk_correct(ranked, val_y, (1, 5))
     metrics = {f"top{k}": 100.0 * correct[k] / len(val_y) for k in (1, 5)}
     recipe_used = {**r, "k_used": min(r["k"], len(train_x))}
-    return dict(
-        protocol="knn",
-        seed=seed,
-        metrics=metrics,
-        final_epoch=dict(epoch=0, **metrics),
+    return ProtocolResult(
+        "knn",
+        seed,
+        metrics,
         recipe=recipe_used,
         load_report=report,
         timings=dict(
@@ -98,7 +98,9 @@ def run_knn(
             feature_cache_hit=bool(train_hit and val_hit),
         ),
         data=dict(root=str(data_root), num_train=len(train_y), num_val=len(val_y), num_classes=num_classes),
-        provenance_inputs=dict(
-            config=recipe_used, world_size=1, batch_size=fb, precision="fp32", seed=seed, device=str(device)
-        ),
-    )
+        world_size=1,
+        batch_size=fb,
+        precision="fp32",
+        device=str(device),
+        final=FinalStep(epoch=0, metrics=metrics),
+    ).to_dict()

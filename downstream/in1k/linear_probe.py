@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -40,8 +39,10 @@ from downstream.datasets.imagenet import ImageFolderDataset
 from downstream.in1k.data import FEATURES, encode_features, probe_train_transform
 from downstream.in1k.metrics import topk_accuracy
 from downstream.in1k.models import load_frozen_encoder, probe_head
-from downstream.in1k.recipes import resolve_recipe
 from downstream.optim import LARS, set_lr, warmup_cosine_lr
+from downstream.progress import progress_bar
+from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
+from downstream.result import FinalStep, ProtocolResult
 from methods.backbone import tensors_sha256
 
 #: ``on_step(step, {'loss': ..., 'lr': ...}, head)``, called after every optimizer step of the probe
@@ -146,7 +147,7 @@ def run_linear_probe(
     data_root: str | os.PathLike,
     work_dir: str | os.PathLike,
     seed: int = 0,
-    recipe: str = "mae",
+    recipe: str = DEFAULT_RECIPE,
     *,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -227,15 +228,12 @@ def run_linear_probe(
         "steps_per_epoch": steps_per_epoch,
         "total_steps": steps_per_epoch * r["epochs"],
     }
-    return dict(
-        protocol="linear_probe",
-        seed=seed,
-        metrics=metrics,
-        final_epoch=dict(epoch=r["epochs"], train_loss=history[-1], **metrics),
-        history=history,
+    return ProtocolResult(
+        "linear_probe",
+        seed,
+        metrics,
         recipe=recipe_used,
         load_report=report,
-        encoder_sha256_after=encoder_sha_after,
         timings=dict(
             extract_train_s=extract_s,
             extract_val_s=val_s,
@@ -244,15 +242,14 @@ def run_linear_probe(
             feature_cache_hit=bool(train_hit and val_hit),
         ),
         data=dict(root=str(data_root), num_train=num_train, num_val=len(val_y), num_classes=num_classes),
-        provenance_inputs=dict(
-            config=recipe_used,
-            world_size=1,
-            batch_size=batch,
-            precision="fp32",
-            seed=seed,
-            device=str(device),
-        ),
-    )
+        world_size=1,
+        batch_size=batch,
+        precision="fp32",
+        device=str(device),
+        final=FinalStep(epoch=r["epochs"], train_loss=history[-1], metrics=metrics),
+        history=history,
+        extra=dict(encoder_sha256_after=encoder_sha_after),
+    ).to_dict()
 
 
 @contextmanager
@@ -268,12 +265,10 @@ def single_thread():
 
 
 def loss_bar(enabled: bool, total: int, desc: str, unit: str = "epoch"):
-    """A callable advancing a tqdm bar by one ``unit`` (showing the loss); ``None`` closes it."""
-    if not enabled:
+    """A callable advancing a progress bar by one ``unit`` (showing the loss); ``None`` closes it."""
+    bar = progress_bar(total=total, desc=desc, unit=unit, enabled=enabled)
+    if bar is None:
         return lambda loss: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
 
     def update(loss: float | None) -> None:
         if loss is None:

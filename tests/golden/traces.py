@@ -274,7 +274,7 @@ def knn_trace(setting: Setting) -> Trace:
     """The k-NN's exact predictions and score fingerprint on fixed random features (k and T from the
     budget), and its top-1/top-5 on the golden images through ``run_knn``, on either pooled feature."""
     from downstream.in1k import knn
-    from downstream.in1k.recipes import resolve_recipe
+    from downstream.recipe import resolve_recipe
 
     r = resolve_recipe(setting.cfg, "knn", "mae")
     g = torch.Generator().manual_seed(0)
