@@ -287,6 +287,18 @@ def protocol_record(
 # ----------------------------------------------------------------------------------------------------------
 # What the per-encoder table scripts (Tables 1-4) share: flags, method selection, the stages of every row
 # ----------------------------------------------------------------------------------------------------------
+#: ``--seeds`` of Tables 2-4: Table 1's seeds by default, so its checkpoints are reused
+REUSED_SEEDS_HELP = "pretraining seeds per method (default: Table 1's, so its checkpoints are reused)"
+
+
+def table_parser(description: str | None, seeds_help: str = REUSED_SEEDS_HELP) -> argparse.ArgumentParser:
+    """The parser of a per-encoder table script (its docstring as ``description``) with the flags they all
+    take; a script adds its own."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_table_args(p, seeds_help)
+    return p
+
+
 def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
     """The flags every per-encoder table script takes (``--budget``, ``--methods``, ``--seeds``,
     ``--checkpoint``, ``--data-root``, ``--work-dir``, ``--equalize``, ``--out-dir``, ``--no-results-md``,

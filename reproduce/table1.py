@@ -18,19 +18,16 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from reproduce.pipeline import TableRun, add_table_args, in1k_protocols, prepare_table  # noqa: E402
+from reproduce.pipeline import TableRun, in1k_protocols, prepare_table, table_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_table_args(
-        p,
-        seeds_help="pretraining seeds and evaluation seeds per method (default: per budget, see "
-        "DEFAULT_SEEDS: micro 3 pretraining x 3 probe seeds, tiny 1 x 3)",
+    p = table_parser(
+        __doc__,
+        "pretraining seeds and evaluation seeds per method (default: per budget, see DEFAULT_SEEDS: micro 3 "
+        "pretraining x 3 probe seeds, tiny 1 x 3)",
     )
     p.add_argument("--skip", default="", help="comma-separated protocols to skip: linear_probe,finetune,knn")
     return p.parse_args(argv)

@@ -21,21 +21,16 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from downstream.coco.protocol import PROTOCOLS  # noqa: E402
-from downstream.datasets.coco_layout import check_coco_root  # noqa: E402
-from downstream.recipe import DEFAULT_RECIPE, resolve_recipe  # noqa: E402
-from reproduce.pipeline import Encoder, Protocol, TableRun, add_table_args, eval_dir, prepare_table  # noqa: E402
+from downstream.coco.protocol import PROTOCOLS
+from downstream.datasets.coco_layout import check_coco_root
+from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
+from reproduce.pipeline import Encoder, Protocol, TableRun, eval_dir, prepare_table, table_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_table_args(
-        p, seeds_help="pretraining seeds per method (default: Table 1's, so its checkpoints are reused)"
-    )
+    p = table_parser(__doc__)
     p.add_argument(
         "--protocol",
         choices=sorted(PROTOCOLS),

@@ -20,25 +20,20 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from downstream.datasets.davis import check_davis_root  # noqa: E402
-from downstream.davis import run_davis  # noqa: E402
-from downstream.davis.visualize import sequence_panel  # noqa: E402
-from downstream.recipe import resolve_recipe  # noqa: E402
-from reproduce.pipeline import Encoder, Protocol, TableRun, add_table_args, eval_dir, prepare_table  # noqa: E402
-from tables.specs import row_order_key  # noqa: E402
+from downstream.datasets.davis import check_davis_root
+from downstream.davis import run_davis
+from downstream.davis.visualize import sequence_panel
+from downstream.recipe import resolve_recipe
+from reproduce.pipeline import Encoder, Protocol, TableRun, eval_dir, prepare_table, table_parser
+from tables.specs import row_order_key
 
 VISUALISATION = "table4_davis.png"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_table_args(
-        p, seeds_help="pretraining seeds per method (default: Table 1's, so its checkpoints are reused)"
-    )
+    p = table_parser(__doc__)
     p.add_argument("--sequence", default=None, help="visualised sequence (default: the split's first)")
     return p.parse_args(argv)
 
