@@ -11,18 +11,21 @@ The contract (also in methods/README.md):
 * ``forward(inputs, data_samples, mode)``: ``'loss'`` -> ``loss(inputs, sample_ids=...)`` with the sample
   indices read from ``data_samples``; ``'tensor'`` -> encoder tokens [B, 1 + N, D];
 * ``set_progress(...)`` before every step; schedules inside a method are pure functions of
-  ``self.progress``; ``after_train_step()`` after every optimizer step (EMA updates live there);
-  ``seed`` and ``teacher_momentum`` are attributes the harness sets;
+  ``self.progress`` (a ``TrainingProgress``); ``after_train_step()`` after every optimizer step (it moves
+  the method's EMA copy, if it has one); ``seed`` and ``teacher_momentum`` are attributes the harness sets;
 * ``param_groups_for_weight_decay(wd)``: the official MAE split (equivalently mmengine's
   ``paramwise_cfg=dict(flat_decay_mult=0.0)``, ``PARAMWISE_CFG`` below);
-* ``export_encoder_state()``: the encoder tensors to export (RC-MAE overrides it to export its teacher).
+* ``export_encoder_state()``: the encoder tensors to export (the EMA copy's with ``exports_ema``);
+* what a method declares to the harness: ``uses_clip_teacher`` (class attribute: the harness supplies a CLIP
+  teacher file as ``teacher_file``), ``extra_cost`` and ``extra_record`` (dicts merged into the pretraining
+  record's ``cost`` and ``extra``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn as nn
@@ -30,14 +33,17 @@ from mmengine.model import BaseModel
 
 from methods.backbone import ViT
 from methods.masking import Masking, ids_from_mask, per_sample_noise, random_masking
+from methods.teachers import EMATeacher
 
 #: mmengine optimizer-wrapper ``paramwise_cfg`` equal to ``param_groups_for_weight_decay``: every 1-D
 #: parameter (biases, LayerNorm) gets no decay; cls and mask tokens ([1, 1, D]) are decayed.
 PARAMWISE_CFG = dict(flat_decay_mult=0.0)
 
+T = TypeVar("T")
+
 
 @dataclass
-class Progress:
+class TrainingProgress:
     """Where training is; set by the harness before every step (``set_progress``)."""
 
     step: int = 0  # global optimizer step, 0-based
@@ -53,6 +59,11 @@ class Progress:
 
 class MIMModel(BaseModel):
     """Base of every method: the shared encoder, masking, patchify, the loss contract and training hooks."""
+
+    #: the harness trains a CLIP teacher (or finds OpenAI's) and passes its file as ``teacher_file``
+    uses_clip_teacher: ClassVar[bool] = False
+    #: export the EMA copy's encoder (``ema()``) instead of the trained one
+    exports_ema: bool = False
 
     def __init__(
         self,
@@ -81,10 +92,13 @@ class MIMModel(BaseModel):
         self.norm_pix_loss = norm_pix_loss
         self.mask_ratio = mask_ratio
         self.seed = seed  # keys the mask noise; set by the harness
-        self.progress = Progress()
+        self.progress = TrainingProgress()
         # EMA momentum m (weight on the old teacher) chosen by the harness from the budget's rule; methods
         # with a teacher start their schedule from it, methods without one ignore it. None: the paper's m.
         self.teacher_momentum: float | None = None
+        # merged by the harness into the pretraining record's ``cost`` / ``extra`` (e.g. a teacher's training)
+        self.extra_cost: dict[str, float] = {}
+        self.extra_record: dict[str, Any] = {}
 
     @property
     def img_size(self) -> int:
@@ -97,6 +111,11 @@ class MIMModel(BaseModel):
     @property
     def num_patches(self) -> int:
         return self.encoder.num_patches
+
+    @property
+    def patch_dim(self) -> int:
+        """Values of one patch of the pixel target: p * p * 3."""
+        return self.patch_size**2 * self.encoder.patch_embed.proj.in_channels
 
     # ---- the loss contract --------------------------------------------------------------------------
     def loss(
@@ -117,11 +136,16 @@ class MIMModel(BaseModel):
 
     # ---- masking ------------------------------------------------------------------------------------
     def masking(
-        self, images: torch.Tensor, mask: torch.Tensor | None = None, sample_ids: torch.Tensor | None = None
+        self,
+        images: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        sample_ids: torch.Tensor | None = None,
+        **generator_inputs: Any,
     ) -> Masking:
-        """The given mask (bool [B, N], True = masked), or the method's own (``sample_mask``)."""
+        """The given mask (bool [B, N], True = masked), or the method's own (``sample_mask``, which also
+        receives ``generator_inputs``: what a method computed once per step for its masks and its loss)."""
         if mask is None:
-            return self.sample_mask(images, sample_ids)
+            return self.sample_mask(images, sample_ids, **generator_inputs)
         if mask.shape != (len(images), self.num_patches):
             raise ValueError(
                 f"mask must be [B, N] = {(len(images), self.num_patches)}, got {tuple(mask.shape)}"
@@ -148,14 +172,6 @@ class MIMModel(BaseModel):
         x = torch.einsum("nchpwq->nhwpqc", x)
         return x.reshape(B, (H // p) * (W // p), p * p * C)
 
-    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, N, p*p*3] -> [B, 3, H, W]."""
-        p = self.patch_size
-        h = w = int(x.shape[1] ** 0.5)
-        x = x.reshape(x.shape[0], h, w, p, p, -1)
-        x = torch.einsum("nhwpqc->nchpwq", x)
-        return x.reshape(x.shape[0], -1, h * p, w * p)
-
     def pixel_target(self, imgs: torch.Tensor) -> torch.Tensor:
         """[B, N, p*p*3]; with ``norm_pix_loss`` each patch is standardised, (t - mean) / sqrt(var + 1e-6),
         var unbiased (torch's default), as official MAE."""
@@ -168,10 +184,28 @@ class MIMModel(BaseModel):
 
     # ---- training hooks -----------------------------------------------------------------------------
     def set_progress(self, step: int, max_steps: int, epoch: int = 0, max_epochs: int = 1) -> None:
-        self.progress = Progress(step=step, max_steps=max_steps, epoch=epoch, max_epochs=max_epochs)
+        self.progress = TrainingProgress(step=step, max_steps=max_steps, epoch=epoch, max_epochs=max_epochs)
+
+    # ---- an EMA copy: RC-MAE's and HPM's teacher, CMT-MAE's momentum encoder ----------------------------
+    def ema(self) -> tuple[EMATeacher, nn.Module] | None:
+        """The method's EMA copy and the trained networks it follows (under the copy's module names), or
+        None for a method without one."""
+        return None
+
+    def momentum(self) -> float:
+        """m, the weight on the OLD copy, for the EMA update after the current step."""
+        raise NotImplementedError(f"{type(self).__name__} has an EMA copy but no momentum()")
+
+    def budget_momentum(self, paper: float) -> float:
+        """The harness's ``teacher_momentum`` (the budget's EMA rule) when it set one, else the paper's m."""
+        return paper if self.teacher_momentum is None else self.teacher_momentum
 
     def after_train_step(self) -> None:
-        """Called by the harness after every optimizer step (EMA methods update their teachers here)."""
+        """Called by the harness after every optimizer step: the EMA copy moves towards the trained
+        networks, ``copy = m * copy + (1 - m) * trained``."""
+        if (ema := self.ema()) is not None:
+            copy, trained = ema
+            copy.update(trained, self.momentum())
 
     def init_weights(self) -> None:
         """No-op: a method initialises at construction, as the official code does. mmengine's Runner calls
@@ -191,8 +225,26 @@ class MIMModel(BaseModel):
         return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
     def export_encoder_state(self) -> dict[str, torch.Tensor]:
-        """The encoder tensors (timm keys) written to the encoder file."""
-        return {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
+        """The encoder tensors (timm keys) written to the encoder file: the trained encoder, or with
+        ``exports_ema`` the EMA copy's."""
+        encoder = self.encoder
+        if self.exports_ema and (ema := self.ema()) is not None:
+            encoder = ema[0].copy_of(self.encoder, within=ema[1])
+        return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+
+
+def check_choice(name: str, value: T, allowed: Sequence[T]) -> T:
+    """``value`` if it is one of ``allowed``; a ValueError naming the key otherwise."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+    return value
+
+
+def check_fraction(name: str, value: float) -> float:
+    """``value`` if it is in [0, 1]; a ValueError naming the key otherwise."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
 
 
 def sample_ids_of(data_samples: Any, batch_size: int) -> torch.Tensor | None:

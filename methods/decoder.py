@@ -3,7 +3,8 @@
 Encoder tokens [B, 1 + K, D] (cls first, visible patches in ``ids_keep`` order) are projected to the
 decoder width, a learned mask token fills the N - K removed positions, ``ids_restore`` puts the sequence
 back into patch order, a fixed sin-cos position embedding is added, and a few transformer blocks, a norm and
-a linear head predict one vector per patch. The cls token is dropped from the output.
+a linear head predict one vector per patch. The cls token is dropped from the output. A method whose own
+heads predict from the normed features (CMT-MAE) reads ``features`` of a decoder ``without_prediction``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,18 @@ from timm.models.vision_transformer import Block
 
 from methods.backbone import init_mae_, sincos_pos_embed_2d
 from methods.masking import gather_tokens
+
+
+def decoder_blocks(
+    embed_dim: int, depth: int, num_heads: int, mlp_ratio: float
+) -> tuple[nn.ModuleList, nn.LayerNorm]:
+    """MAE's decoder blocks (timm ``Block``, qkv bias, LayerNorm eps 1e-6) and their final norm; also the body
+    of a second decoder reading the same input (HPM's loss predictor)."""
+    norm_layer = partial(nn.LayerNorm, eps=1e-6)
+    blocks = nn.ModuleList(
+        Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer) for _ in range(depth)
+    )
+    return blocks, norm_layer(embed_dim)
 
 
 class MAEDecoder(nn.Module):
@@ -41,12 +54,8 @@ class MAEDecoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         # fixed sin-cos table, never trained
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)
-        norm_layer = partial(nn.LayerNorm, eps=1e-6)
-        self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer) for _ in range(depth)
-        )
-        self.norm = norm_layer(embed_dim)
-        self.pred = nn.Linear(embed_dim, out_dim)
+        self.blocks, self.norm = decoder_blocks(embed_dim, depth, num_heads, mlp_ratio)
+        self.pred: nn.Linear | None = nn.Linear(embed_dim, out_dim)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -66,12 +75,24 @@ class MAEDecoder(nn.Module):
         x = torch.cat([x[:, :1], patches], dim=1)  # cls first
         return x + self.pos_embed
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Decoder input [B, 1 + N, Dd] -> per-patch prediction [B, N, out_dim] (cls dropped)."""
+    def without_prediction(self) -> MAEDecoder:
+        """This decoder without its prediction layer, for a method whose own heads read ``features``."""
+        self.pred = None
+        return self
+
+    def normed(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder input [B, 1 + N, Dd] -> the blocks' output after the final norm [B, 1 + N, Dd]."""
         for blk in self.blocks:
             x = blk(x)
-        x = self.norm(x)
-        return self.pred(x)[:, 1:]
+        return self.norm(x)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder input [B, 1 + N, Dd] -> per-patch prediction [B, N, out_dim] (cls dropped)."""
+        return self.pred(self.normed(x))[:, 1:]
+
+    def features(self, x: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens [B, 1 + K, D], ids_restore [B, N] -> normed decoder features [B, N, Dd]."""
+        return self.normed(self.embed_tokens(x, ids_restore))[:, 1:]
 
     def forward(self, x: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         """Encoder tokens [B, 1 + K, D], ids_restore [B, N] -> prediction [B, N, out_dim]."""

@@ -105,3 +105,9 @@ def mask_from_scores(scores: torch.Tensor, num_masked: int, largest: bool = True
 def gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """x [B, N, D], ids [B, K] -> x[b, ids[b]] [B, K, D]."""
     return torch.gather(x, dim=1, index=ids.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def masked_mean(per_patch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """per_patch [B, N], mask [B, N] bool (True = masked) -> the mean over the masked patches."""
+    mask = mask.to(per_patch.dtype)
+    return (per_patch * mask).sum() / mask.sum()

@@ -1,13 +1,14 @@
-"""EMA teachers and their momentum schedules.
+"""EMA teachers and their momentum.
 
-One convention (DESIGN.md): ``teacher = m * teacher + (1 - m) * student``, **m = weight on the old teacher**
-(0.996-style), named ``teacher_momentum`` in configs. mmengine's ``ExponentialMovingAverage`` weights the
-new value by its ``momentum``; it is not used here.
+One convention: ``teacher = m * teacher + (1 - m) * student``, **m = weight on the old teacher**
+(0.996-style). mmengine's ``ExponentialMovingAverage`` weights the new value by its ``momentum``; it is not
+used here. A method with an EMA copy declares it with ``MIMModel.ema()`` and its m with ``momentum()``; the
+base class updates it after every step.
 
 Schedules are pure functions of the global step, so a resumed run needs no replay. At small budgets the
 papers' momenta (0.996-0.9999) leave the teacher at its random init for the whole run; the harness picks a
 faster m with ``small_budget_momentum`` (EMA half-life a fixed fraction of the run, never slower than the
-paper's m).
+paper's m) and sets it as the model's ``teacher_momentum``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch.nn as nn
 
 
 class EMATeacher(nn.Module):
-    """A frozen copy of a module, updated only by ``update`` and always in eval mode.
+    """A frozen copy of a module, updated only by ``update`` and always in eval mode. A method runs the copy's
+    networks through ``module`` (under ``torch.no_grad``).
 
     ``train()`` on a parent cannot switch it to training mode (no dropout, drop-path or batch-norm updates
     in the teacher), and its parameters never require gradients.
@@ -39,9 +41,20 @@ class EMATeacher(nn.Module):
     def update(self, student: nn.Module, momentum: float) -> None:
         ema_update(self.module, student, momentum)
 
-    def forward(self, *args, **kwargs):
-        with torch.no_grad():
-            return self.module(*args, **kwargs)
+    def copy_of(self, module: nn.Module, within: nn.Module) -> nn.Module:
+        """The copy of ``module``, a submodule of (or equal to) ``within``, the networks this copy follows."""
+        name = next(n for n, m in within.named_modules() if m is module)
+        return self.module.get_submodule(name)
+
+
+class Networks(nn.Module):
+    """Existing modules under the given names and nothing else: the trained networks an EMA copy is made
+    from and follows, under the copy's module names (a view: nothing is copied)."""
+
+    def __init__(self, **modules: nn.Module) -> None:
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
 
 
 @torch.no_grad()
@@ -72,21 +85,11 @@ def _matched(teacher: dict, student: dict) -> tuple[list[torch.Tensor], list[tor
 # ----------------------------------------------------------------------------------------------------------
 # Momentum schedules: pure functions of the global step
 # ----------------------------------------------------------------------------------------------------------
-def constant_momentum(step: int, max_steps: int, base: float) -> float:
-    return base
-
-
 def cosine_momentum(step: int, max_steps: int, base: float, final: float = 1.0) -> float:
-    """Cosine from ``base`` at step 0 to ``final`` at ``max_steps`` (DINO's schedule, RC-MAE's paper reading).
-
-    RC-MAE's code indexes this curve with the within-epoch step, so its m stays near ``base``; that code
-    reading is ``constant_momentum``.
-    """
+    """Cosine from ``base`` at step 0 to ``final`` at ``max_steps`` (DINO's schedule: RC-MAE's, and
+    CMT-MAE's ``momentum_schedule='cosine'``)."""
     progress = min(max(step / max(max_steps, 1), 0.0), 1.0)
     return final - (final - base) * (1.0 + math.cos(math.pi * progress)) / 2.0
-
-
-MOMENTUM_SCHEDULES = {"constant": constant_momentum, "cosine": cosine_momentum}
 
 
 def momentum_from_half_life(half_life_steps: float) -> float:
@@ -94,13 +97,6 @@ def momentum_from_half_life(half_life_steps: float) -> float:
     if half_life_steps <= 0:
         raise ValueError(f"half-life must be positive, got {half_life_steps}")
     return 0.5 ** (1.0 / half_life_steps)
-
-
-def half_life_from_momentum(m: float) -> float:
-    """Updates after which an old contribution has weight 1/2: ``log(0.5) / log(m)``."""
-    if not 0.0 < m < 1.0:
-        raise ValueError(f"momentum must be in (0, 1) to have a half-life, got {m}")
-    return math.log(0.5) / math.log(m)
 
 
 def small_budget_momentum(paper_momentum: float, total_steps: int, half_life_fraction: float) -> float:

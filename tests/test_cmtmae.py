@@ -166,7 +166,7 @@ def test_losses_are_weighted_one_minus_alpha_and_alpha():
         losses = model.loss(x, sample_ids=ids)
         g = model.guidance(x)
         mask = model.sample_mask(x, ids, g)
-        z = model.forward_decoder(x, mask)
+        z = model.decoder.features(model.forward_encoder(x, mask.ids_keep), mask.ids_restore)
         m = mask.mask.float()
         l_t = ((feature_loss(model.head_t(z), g.feat_t) * m).sum() / m.sum()).item()
         l_s = ((feature_loss(model.head_s(z), g.feat_s) * m).sum() / m.sum()).item()

@@ -64,7 +64,9 @@ def test_parity_reconstruction_and_loss_prediction(official):
     mask = ref["mask"].bool()
     with torch.no_grad():
         losses = model.loss(ref["images"], mask=mask)
-        pred, scores = model.student()(ref["images"], model.masking(ref["images"], mask))
+        masking = model.masking(ref["images"], mask)
+        latent = model.forward_encoder(ref["images"], masking.ids_keep)
+        pred, scores = model.forward_decoders(latent, masking.ids_restore)
     B = len(mask)
     assert list(losses) == ["loss_rec", "loss_learn"]
     assert abs(losses["loss_rec"].item() - ref["loss_rec"].item()) < TOL
@@ -72,7 +74,7 @@ def test_parity_reconstruction_and_loss_prediction(official):
     # the official [:, -mask_num:] slices are our masked patches in raster order
     assert torch.allclose(pred[mask].reshape(B, -1, pred.shape[-1]), ref["pix_pred_masked"], atol=TOL, rtol=0)
     assert torch.allclose(scores[mask].reshape(B, -1), ref["loss_pred_masked"], atol=TOL, rtol=0)
-    per_patch = model.forward_loss(ref["images"], pred)[mask].reshape(B, -1)
+    per_patch = model.patch_losses(ref["images"], pred)[mask].reshape(B, -1)
     assert torch.allclose(per_patch, ref["rec_matrix"], atol=TOL, rtol=0)
     # the objectives on the official inputs, and the switches
     relative = relative_loss(ref["loss_pred_masked"], ref["rec_matrix"])

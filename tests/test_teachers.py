@@ -11,10 +11,9 @@ from methods.backbone import ARCHS
 from methods.mae.model import MAE
 from methods.teachers import (
     EMATeacher,
-    constant_momentum,
+    Networks,
     cosine_momentum,
     ema_update,
-    half_life_from_momentum,
     momentum_from_half_life,
     small_budget_momentum,
 )
@@ -98,20 +97,57 @@ def test_gradients_reach_every_trainable_parameter_and_never_the_teacher():
     assert not {id(p) for p in model.teacher.parameters()} & {id(p) for g in groups for p in g["params"]}
 
 
+def test_the_base_class_moves_the_declared_ema_copy_and_exports_its_encoder():
+    class MAEWithMeanTeacher(MAE):  # the shared mechanism: ema(), momentum(), exports_ema
+        exports_ema = True
+
+        def __init__(self, **arch):
+            super().__init__(**arch)
+            self.teacher = EMATeacher(self.student())
+
+        def student(self):
+            return Networks(encoder=self.encoder, decoder=self.decoder)
+
+        def ema(self):
+            return self.teacher, self.student()
+
+        def momentum(self):
+            return self.budget_momentum(0.75)
+
+    torch.manual_seed(0)
+    model = MAEWithMeanTeacher(**ARCHS["micro"])
+    # a view under the teacher's names, holding nothing of its own
+    assert set(model.student().state_dict()) == set(model.teacher.module.state_dict())
+    with torch.no_grad():
+        model.encoder.cls_token.add_(1.0)
+    old = model.teacher.module.encoder.cls_token.clone()
+    model.after_train_step()  # m = 0.75, the paper's value: the harness set no teacher_momentum
+    expected = 0.75 * old + 0.25 * model.encoder.cls_token
+    assert torch.allclose(model.teacher.module.encoder.cls_token, expected, atol=1e-7)
+    model.teacher_momentum = 0.5
+    assert model.momentum() == 0.5
+    exported = model.export_encoder_state()
+    assert set(exported) == set(model.encoder.state_dict())
+    assert torch.equal(exported["cls_token"], model.teacher.module.encoder.cls_token)
+    # a method without an EMA copy: after_train_step moves nothing, the trained encoder is exported
+    plain = MAE(**ARCHS["micro"])
+    assert plain.ema() is None
+    plain.after_train_step()
+    assert torch.equal(plain.export_encoder_state()["cls_token"], plain.encoder.cls_token)
+
+
 def test_cosine_schedule_runs_from_base_to_one():
     assert cosine_momentum(0, 100, 0.996) == pytest.approx(0.996)
     assert cosine_momentum(50, 100, 0.996) == pytest.approx(0.998)
     assert cosine_momentum(100, 100, 0.996) == pytest.approx(1.0)
     values = [cosine_momentum(s, 100, 0.99) for s in range(101)]
     assert all(a <= b for a, b in itertools.pairwise(values))
-    assert constant_momentum(77, 100, 0.996) == 0.996
 
 
 def test_half_life_math():
     m = momentum_from_half_life(25)
     assert m**25 == pytest.approx(0.5)
-    assert half_life_from_momentum(m) == pytest.approx(25)
-    assert half_life_from_momentum(0.996) == pytest.approx(math.log(0.5) / math.log(0.996))
+    assert math.log(0.5) / math.log(m) == pytest.approx(25)
     # an EMA of a constant student: after one half-life, half the distance is covered
     teacher, student = _filled(0.0), _filled(1.0)
     for _ in range(25):
@@ -122,6 +158,6 @@ def test_half_life_math():
 def test_small_budget_rule_is_never_slower_than_the_paper():
     # micro: 100 steps, half-life a tenth of the run -> much faster than 0.996 (half-life ~173 steps)
     m = small_budget_momentum(0.996, total_steps=100, half_life_fraction=0.1)
-    assert m < 0.996 and half_life_from_momentum(m) == pytest.approx(10)
+    assert m < 0.996 and m**10 == pytest.approx(0.5)
     # a long run keeps the paper's value
     assert small_budget_momentum(0.996, total_steps=1_000_000, half_life_fraction=0.1) == 0.996

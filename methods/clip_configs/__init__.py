@@ -8,10 +8,23 @@ local file.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 CONFIG_DIR = Path(__file__).parent
 NAMES = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+
+
+def config_for_grid(img_size: int, patch_size: int) -> str:
+    """The open_clip config whose vision tower has this image and patch size (so the teacher's patch grid is
+    the student's): a shipped one, or OpenAI's ViT-B-16 at 224 / 16."""
+    for name in NAMES:
+        vision = json.loads((CONFIG_DIR / f"{name}.json").read_text())["vision_cfg"]
+        if (vision["image_size"], vision["patch_size"]) == (img_size, patch_size):
+            return name
+    if patch_size == 16 and img_size == 224:
+        return "ViT-B-16"
+    raise ValueError(f"no CLIP config with image size {img_size} and patch size {patch_size}")
 
 
 def register() -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """CMT-MAE's own keys. The architecture, ``mask_ratio`` and ``norm_pix_loss`` belong to the budget.
 
-No official code exists: every key below is one of the open choices of ../shared/reference/methods.md §1.6,
-set to its most likely reading (README.md, fidelity table).
+No official code exists: every key below is one of the open choices of the reconstruction (README.md), set to
+its most likely reading (README.md, fidelity table).
 """
 
 #: the MIMModel subclass in model.py

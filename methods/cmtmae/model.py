@@ -8,8 +8,9 @@ A^c = (1 - alpha) A^t + alpha A^s decides which patches are masked; the decoder'
 goes through two linear heads, one regressing f^t and one f^s, weighted (1 - alpha) and alpha. Stage 1 is
 teacher-only (alpha = 0), stage 2 collaborative; alpha is a pure function of the global step.
 
-No official code exists: the equations are the reconstruction of ../shared/reference/methods.md §1.2, built
-on MILAN (zejiangh/MILAN@7dcfe0f) where it is specific; every open choice is a config key (README.md).
+No official code exists: the equations are a reconstruction from the paper's abstract and third-party
+summaries, made specific with MILAN (zejiangh/MILAN@7dcfe0f), the CLIP-teacher MAE CMT-MAE builds on; every
+open choice is a config key. README.md lists the sources and the fidelity table.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from methods.backbone import init_mae_
-from methods.base import MIMModel
+from methods.base import check_choice, check_fraction
+from methods.clip_configs import config_for_grid
 from methods.clip_teacher import TARGETS, CLIPTeacher, build_random_clip, clip_teacher_from_file
 from methods.decoder import MAEDecoder
-from methods.masking import Masking, ids_from_mask, mask_from_scores, num_masked, random_masking
+from methods.mae.model import MAE
+from methods.masking import Masking, ids_from_mask, mask_from_scores, masked_mean, num_masked, random_masking
 from methods.teachers import EMATeacher, cosine_momentum
 
 ALPHA_SCHEDULES = ("step", "linear")
@@ -115,7 +118,7 @@ def stage_alpha(
 ) -> float:
     """alpha at a global step: 0 for the first ``round(stage1_fraction * max_steps)`` steps (stage 1), then
     ``alpha`` ('step') or a linear ramp reaching ``alpha`` at the last step ('linear'). A pure function."""
-    stage1 = stage1_steps(max_steps, stage1_fraction)
+    stage1 = round(stage1_fraction * max_steps)
     if step < stage1 or alpha == 0.0:
         return 0.0
     if schedule == "step":
@@ -125,13 +128,8 @@ def stage_alpha(
     raise ValueError(f"alpha_schedule must be one of {ALPHA_SCHEDULES}, got {schedule!r}")
 
 
-def stage1_steps(max_steps: int, stage1_fraction: float) -> int:
-    return round(stage1_fraction * max_steps)
-
-
-class CMTMAE(MIMModel):
-    #: the harness provides a CLIP teacher file (reproduce/teacher.py) through ``teacher_file``
-    uses_clip_teacher = True
+class CMTMAE(MAE):
+    uses_clip_teacher = True  # the harness passes the CLIP teacher's file as ``teacher_file``
 
     def __init__(
         self,
@@ -153,57 +151,31 @@ class CMTMAE(MIMModel):
         export: str = "student",
         **arch,
     ) -> None:
-        super().__init__(**arch)
-        for name, value, allowed in (
-            ("teacher_target", teacher_target, TARGETS),
-            ("alpha_schedule", alpha_schedule, ALPHA_SCHEDULES),
-            ("mask_source", mask_source, MASK_SOURCES),
-            ("mask_direction", mask_direction, MASK_DIRECTIONS),
-            ("mask_sampling", mask_sampling, MASK_SAMPLINGS),
-            ("target", target, TARGET_SOURCES),
-            ("feature_loss", feature_loss, FEATURE_LOSSES),
-            ("loss_on", loss_on, LOSS_ON),
-            ("momentum_schedule", momentum_schedule, MOMENTUM_SCHEDULES),
-            ("export", export, EXPORTS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        for name, value in (("alpha", alpha), ("stage1_fraction", stage1_fraction), ("momentum", momentum)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if loss_alpha is not None and not 0.0 <= loss_alpha <= 1.0:
-            raise ValueError(f"loss_alpha must be None or in [0, 1], got {loss_alpha}")
-        self.teacher_target = teacher_target
+        super().__init__(**arch)  # the encoder, then the decoder (``build_decoder``)
+        self.teacher_target = check_choice("teacher_target", teacher_target, TARGETS)
         self.attention_block = attention_block
-        self.alpha_value, self.alpha_schedule, self.stage1_fraction = alpha, alpha_schedule, stage1_fraction
-        self.loss_alpha = loss_alpha
-        self.mask_source, self.mask_direction, self.mask_sampling = mask_source, mask_direction, mask_sampling
-        self.target, self.feature_loss, self.loss_on = target, feature_loss, loss_on
-        self.momentum_schedule, self.momentum_base, self.export = momentum_schedule, momentum, export
+        self.alpha_value = check_fraction("alpha", alpha)
+        self.alpha_schedule = check_choice("alpha_schedule", alpha_schedule, ALPHA_SCHEDULES)
+        self.stage1_fraction = check_fraction("stage1_fraction", stage1_fraction)
+        self.loss_alpha = None if loss_alpha is None else check_fraction("loss_alpha", loss_alpha)
+        self.mask_source = check_choice("mask_source", mask_source, MASK_SOURCES)
+        self.mask_direction = check_choice("mask_direction", mask_direction, MASK_DIRECTIONS)
+        self.mask_sampling = check_choice("mask_sampling", mask_sampling, MASK_SAMPLINGS)
+        self.target = check_choice("target", target, TARGET_SOURCES)
+        self.feature_loss = check_choice("feature_loss", feature_loss, FEATURE_LOSSES)
+        self.loss_on = check_choice("loss_on", loss_on, LOSS_ON)
+        self.momentum_schedule = check_choice("momentum_schedule", momentum_schedule, MOMENTUM_SCHEDULES)
+        self.momentum_base = check_fraction("momentum", momentum)
+        self.exports_ema = check_choice("export", export, EXPORTS) == "momentum"
 
         # Which networks this configuration needs. alpha is 0 throughout when alpha = 0 or stage 1 is the
         # whole run: the student branch would get weight 0 forever, so it is not built (MILAN-like).
         collaborative = alpha > 0.0 and stage1_fraction < 1.0
         self.uses_student_target = target == "student" or (target == "both" and self._loss_can_use_student())
-        self.uses_teacher_target = target == "teacher" or target == "both"
-        self.needs_student = (
-            mask_source == "student"
-            or (mask_source == "collaborative" and collaborative)
-            or self.uses_student_target
-        )
+        self.uses_teacher_target = target in ("teacher", "both")
+        student_masks = mask_source == "student" or (mask_source == "collaborative" and collaborative)
+        self.needs_student = student_masks or self.uses_student_target
         self.needs_teacher = mask_source in ("teacher", "collaborative") or self.uses_teacher_target
-
-        # the student's decoder: the MAE decoder up to its norm; the heads below read its output z
-        self.decoder = MAEDecoder(
-            num_patches=self.num_patches,
-            encoder_dim=self.encoder.embed_dim,
-            embed_dim=self.decoder_embed_dim,
-            depth=self.decoder_depth,
-            num_heads=self.decoder_num_heads,
-            mlp_ratio=self.mlp_ratio,
-            out_dim=1,
-        )
-        self.decoder.pred = nn.Identity()  # z = decoder norm output; the heads are the predictions
 
         self.teacher: CLIPTeacher | None = None
         self.teacher_meta: dict = {}
@@ -216,19 +188,29 @@ class CMTMAE(MIMModel):
             nn.Linear(dd, self.teacher.feature_dim(teacher_target)) if self.uses_teacher_target else None
         )
         self.head_s = nn.Linear(dd, self.encoder.embed_dim) if self.uses_student_target else None
-        pixels = self.patch_size**2 * self.encoder.patch_embed.proj.in_channels
-        self.head_pix = nn.Linear(dd, pixels) if target == "pixels" else None
+        self.head_pix = nn.Linear(dd, self.patch_dim) if target == "pixels" else None
         for head in (self.head_t, self.head_s, self.head_pix):
             if head is not None:
                 head.apply(init_mae_)
 
-        # what the harness copies into the pretraining record (Table 1's "Teacher training" column)
+        # the teacher's training, for the pretraining record (Table 1's "Teacher training" column)
         cost = self.teacher_meta.get("cost", {})
         keys = ("flops_per_image", "total_flops", "wall_s")
         self.extra_cost = {f"teacher_{k}": float(cost[k]) for k in keys if k in cost}
-        self.extra_record = (
-            {"teacher": self._teacher_summary(teacher_file)} if self.teacher is not None else {}
-        )
+        if self.teacher is not None:
+            keep = ("format", "model_name", "teacher_key", "budget", "metrics", "cost", "source")
+            meta = {k: self.teacher_meta[k] for k in keep if k in self.teacher_meta}
+            self.extra_record = {"teacher": {"file": teacher_file, **meta}}
+
+    def build_decoder(self, out_dim: int | None = None) -> MAEDecoder:
+        """MAE's decoder up to its final norm: the heads predict from its features z (``features``).
+
+        It is built with a 1-wide prediction layer that is then removed, because that layer draws from the
+        global RNG: at construction, before the decoder's own initialisation (mask token, xavier), and in it.
+        Without those draws the decoder and everything built after it (the random CLIP stand-in, the heads)
+        would be initialised differently from every CMT-MAE run recorded so far (tests/golden/traces).
+        """
+        return super().build_decoder(out_dim=1).without_prediction()
 
     def _loss_can_use_student(self) -> bool:
         a = self.alpha_value if self.loss_alpha is None else self.loss_alpha
@@ -239,7 +221,7 @@ class CMTMAE(MIMModel):
         if teacher_file is not None:
             teacher, meta = clip_teacher_from_file(teacher_file, block=self.attention_block)
         else:
-            name = _default_clip_config(self.img_size, self.patch_size)
+            name = config_for_grid(self.img_size, self.patch_size)
             warnings.warn(
                 f"CMT-MAE built with a RANDOMLY initialised CLIP teacher ({name}): for tests and cost probes "
                 "only; reproduce/pretrain.py passes the trained teacher (teacher_file)",
@@ -253,10 +235,6 @@ class CMTMAE(MIMModel):
                 "teacher at the student's image and patch size"
             )
         return teacher, meta
-
-    def _teacher_summary(self, teacher_file: str | None) -> dict:
-        keep = ("format", "model_name", "teacher_key", "budget", "metrics", "cost", "source")
-        return {"file": teacher_file, **{k: self.teacher_meta[k] for k in keep if k in self.teacher_meta}}
 
     # ---- 1. alpha: a pure function of the global step --------------------------------------------------
     def alpha(self) -> float:
@@ -297,6 +275,8 @@ class CMTMAE(MIMModel):
     def sample_mask(
         self, images: torch.Tensor, sample_ids: torch.Tensor | None = None, guidance: Guidance | None = None
     ) -> Masking:
+        """The attention-guided mask; ``guidance`` is the step's (``loss`` computes it once for the mask
+        and the targets), computed here when not given."""
         noise = self.mask_noise(images, sample_ids)
         if self.mask_source == "random":
             return random_masking(noise, self.mask_ratio)
@@ -305,38 +285,22 @@ class CMTMAE(MIMModel):
         n = num_masked(self.num_patches, self.mask_ratio)
         return ids_from_mask(attention_mask(attn, noise, n, self.mask_direction, self.mask_sampling))
 
-    # ---- 3. the student: MAE encoder and decoder, two heads -------------------------------------------
-    def forward_decoder(self, images: torch.Tensor, masking: Masking) -> torch.Tensor:
-        """Decoder output z [B, N, Dd] (after the decoder norm) of every patch, in patch order."""
-        latent = self.encoder.forward_visible(images, masking.ids_keep)
-        return self.decoder(latent, masking.ids_restore)
-
+    # ---- 3. the student: MAE's encoder and decoder features, two heads ---------------------------------
     def reduce(self, per_patch: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean over the masked patches ('masked') or over every patch ('all')."""
-        if self.loss_on == "all":
-            return per_patch.mean()
-        m = mask.to(per_patch.dtype)
-        return (per_patch * m).sum() / m.sum()
+        return per_patch.mean() if self.loss_on == "all" else masked_mean(per_patch, mask)
 
     def loss(
         self, images: torch.Tensor, mask: torch.Tensor | None = None, sample_ids: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         g = self.guidance(images)
-        if mask is None:
-            masking = self.sample_mask(images, sample_ids, g)
-        else:
-            masking = self.masking(images, mask, sample_ids)
-        z = self.forward_decoder(images, masking)
+        masking = self.masking(images, mask, sample_ids, guidance=g)
+        z = self.decoder.features(self.forward_encoder(images, masking.ids_keep), masking.ids_restore)
         out: dict[str, torch.Tensor] = {"alpha": torch.tensor(self.alpha())}
         if self.target == "pixels":
-            per_patch = ((self.head_pix(z) - self.pixel_target(images)) ** 2).mean(dim=-1)
-            out["loss_rec"] = self.reduce(per_patch, masking.mask)
+            out["loss_rec"] = self.reduce(self.patch_losses(images, self.head_pix(z)), masking.mask)
             return out
-        w = self.loss_weight()
-        if self.target == "teacher":
-            w = 0.0
-        elif self.target == "student":
-            w = 1.0
+        w = self.loss_weight() if self.target == "both" else float(self.target == "student")  # weight of L_s
         if self.head_t is not None:
             l_t = self.reduce(feature_loss(self.head_t(z), g.feat_t, self.feature_loss), masking.mask)
             out["loss_t"] = (1.0 - w) * l_t
@@ -345,37 +309,15 @@ class CMTMAE(MIMModel):
             out["loss_s"] = w * l_s  # weight 0 in stage 1: the graph (and a zero gradient) is still there
         return out
 
-    # ---- 4. the momentum student ----------------------------------------------------------------------
+    # ---- 4. the momentum student follows the student's encoder -----------------------------------------
+    def ema(self) -> tuple[EMATeacher, nn.Module] | None:
+        return None if self.momentum_encoder is None else (self.momentum_encoder, self.encoder)
+
     def momentum(self) -> float:
-        """m (weight on the old momentum encoder) for the update after the current step."""
-        base = self.momentum_base
-        if self.momentum_schedule == "budget" and self.teacher_momentum is not None:
-            return self.teacher_momentum
+        """'budget': the harness's ``teacher_momentum`` when set, else ``momentum``; 'constant': always
+        ``momentum``; 'cosine': ``momentum`` -> 1 over the run."""
+        if self.momentum_schedule == "budget":
+            return self.budget_momentum(self.momentum_base)
         if self.momentum_schedule == "cosine":
-            return cosine_momentum(self.progress.step, self.progress.max_steps, base)
-        return base
-
-    def after_train_step(self) -> None:
-        if self.momentum_encoder is not None:
-            self.momentum_encoder.update(self.encoder, self.momentum())
-
-    def export_encoder_state(self) -> dict[str, torch.Tensor]:
-        source = self.encoder
-        if self.export == "momentum" and self.momentum_encoder is not None:
-            source = self.momentum_encoder.module
-        return {k: v.detach().clone() for k, v in source.state_dict().items()}
-
-
-def _default_clip_config(img_size: int, patch_size: int) -> str:
-    """The open_clip config of a random stand-in teacher with the student's patch grid."""
-    import json
-
-    from methods import clip_configs
-
-    for name in clip_configs.NAMES:
-        vision = json.loads((clip_configs.CONFIG_DIR / f"{name}.json").read_text())["vision_cfg"]
-        if (vision["image_size"], vision["patch_size"]) == (img_size, patch_size):
-            return name
-    if patch_size == 16 and img_size == 224:
-        return "ViT-B-16"
-    raise ValueError(f"no CLIP config with image size {img_size} and patch size {patch_size}")
+            return cosine_momentum(self.progress.step, self.progress.max_steps, self.momentum_base)
+        return self.momentum_base

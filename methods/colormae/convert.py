@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import pickle
 import re
 import sys
 from pathlib import Path
@@ -49,6 +48,7 @@ from typing import Any
 import torch
 
 from methods.backbone import ARCHS, ENCODER_ARCH_KEYS, atomic_torch_save, encoder_payload
+from methods.convert_keys import load_official  # refuses pickled training state unless --trust-pickle
 
 SOURCE = "carlosh93/ColorMAE (official ColorMAE checkpoint, mmpretrain 1.0.2 MAE naming)"
 
@@ -218,21 +218,6 @@ def infer_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def _block_indices(state: dict[str, torch.Tensor], prefix: str) -> list[int]:
     return [int(m.group(2)) for k in state if (m := _BLOCK_KEY.match(k)) and m.group(1) == prefix]
-
-
-def load_official(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
-    """Load an official file with ``weights_only=True``. mmengine training checkpoints also pickle the
-    message hub (``HistoryBuffer``, NumPy arrays), which that refuses: ``trust_pickle`` loads them anyway."""
-    if trust_pickle:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        needs = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        raise ValueError(
-            f"{path} pickles objects besides tensors ({', '.join(needs)}), as mmengine training checkpoints "
-            "do; pass --trust-pickle for a file you trust"
-        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

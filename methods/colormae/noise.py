@@ -20,28 +20,27 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from methods.atomic import atomic_write
+from methods.base import check_choice
 
 COLORS = ("green", "red", "blue", "purple")
 #: bump when the generator changes, so stale cache files are never read
 GENERATOR_VERSION = 1
 
 
-def transfer_function(color: str, freq: torch.Tensor, sigma_fine: float, sigma_coarse: float) -> torch.Tensor:
-    """The filter's gain at spatial frequency ``freq`` (cycles per patch): the Fourier transform of a
-    Gaussian of standard deviation s is exp(-2 pi^2 s^2 f^2)."""
+def transfer_function(color: str, f: torch.Tensor, sigma_fine: float, sigma_coarse: float) -> torch.Tensor:
+    """The filter's gain at spatial frequency ``f`` (cycles per patch): the Fourier transform of a Gaussian
+    of standard deviation s is exp(-2 pi^2 s^2 f^2)."""
     if not 0 < sigma_fine < sigma_coarse:
         raise ValueError(f"need 0 < sigma_fine < sigma_coarse, got {sigma_fine}, {sigma_coarse}")
-    fine = torch.exp(-2 * math.pi**2 * sigma_fine**2 * freq**2)
-    coarse = torch.exp(-2 * math.pi**2 * sigma_coarse**2 * freq**2)
+    fine, coarse = (torch.exp(-2 * math.pi**2 * s**2 * f**2) for s in (sigma_fine, sigma_coarse))
     gains = {"red": coarse, "blue": 1 - fine, "green": fine - coarse, "purple": 1 - (fine - coarse)}
-    if color not in gains:
-        raise ValueError(f"unknown noise colour {color!r}; known: {', '.join(COLORS)}")
-    return gains[color]
+    return gains[check_choice("noise colour", color, COLORS)]
 
 
 def radial_frequency(size: int) -> torch.Tensor:
@@ -54,19 +53,11 @@ def generate_patterns(
     color: str, count: int, size: int, seed: int, sigma_fine: float = 1.0, sigma_coarse: float = 2.0
 ) -> torch.Tensor:
     """``count`` filtered-noise patterns [count, size, size] (float32), each zero mean and unit variance."""
-    g = torch.Generator().manual_seed(seed)
-    white = torch.randn(count, size, size, generator=g, dtype=torch.float64)
+    white = torch.randn(count, size, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     gain = transfer_function(color, radial_frequency(size), sigma_fine, sigma_coarse)
     x = torch.fft.ifft2(torch.fft.fft2(white) * gain).real
     x = x - x.mean(dim=(1, 2), keepdim=True)
-    x = x / x.std(dim=(1, 2), keepdim=True)
-    return x.float()
-
-
-def default_cache_dir() -> Path:
-    """``$MIM_CACHE_DIR/colormae`` or ``~/.cache/mim-suite/colormae``."""
-    root = os.environ.get("MIM_CACHE_DIR") or Path.home() / ".cache" / "mim-suite"
-    return Path(root) / "colormae"
+    return (x / x.std(dim=(1, 2), keepdim=True)).float()
 
 
 def cached_patterns(
@@ -78,21 +69,13 @@ def cached_patterns(
     sigma_coarse: float = 2.0,
     cache_dir: str | Path | None = None,
 ) -> torch.Tensor:
-    """The patterns from the cache, generated and written (atomically: temporary file + ``os.replace``)
-    when missing. Two processes racing write the same bytes, and a reader never sees a partial file."""
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    """The patterns from the cache (``cache_dir``, default ``$MIM_CACHE_DIR/colormae`` or
+    ``~/.cache/mim-suite/colormae``), generated and written atomically when missing: two processes racing
+    write the same bytes, and a reader never sees a partial file."""
+    root = Path(os.environ.get("MIM_CACHE_DIR") or Path.home() / ".cache" / "mim-suite") / "colormae"
     name = f"{color}_n{count}_m{size}_seed{seed}_f{sigma_fine:g}_c{sigma_coarse:g}_v{GENERATOR_VERSION}.npy"
-    path = folder / name
-    if path.is_file():
-        return torch.from_numpy(np.load(path))
-    patterns = generate_patterns(color, count, size, seed, sigma_fine, sigma_coarse)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, patterns.numpy())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return patterns
+    path = (Path(cache_dir) if cache_dir is not None else root) / name
+    if not path.is_file():
+        patterns = generate_patterns(color, count, size, seed, sigma_fine, sigma_coarse)
+        atomic_write(path, lambda f: np.save(f, patterns.numpy()))
+    return torch.from_numpy(np.load(path))

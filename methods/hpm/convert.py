@@ -22,7 +22,6 @@ linear-probe scripts load; ``--ema`` takes the EMA's (``main_finetune.py --teach
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,24 +29,21 @@ from typing import Any
 import torch
 
 from methods.backbone import atomic_torch_save, encoder_payload
-from methods.mae.convert import (
-    load_official,  # the same file format: tensors plus a pickled argparse.Namespace
+from methods.convert_keys import (
+    MAE_DECODER_RENAMES,
+    encoder_keys,
+    load_official,  # the same file format as MAE's: tensors plus a pickled argparse.Namespace
+    to_model_keys,
+    without_ddp_prefix,
 )
 
-ENCODER_KEY = re.compile(
-    r"^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|blocks\.\d+\..+|norm\.(weight|bias))$"
-)
-RENAMES = {  # official models_mae_learn_loss.py name -> ours; the loss predictor's first (longer names)
+RENAMES = {  # official models_mae_learn_loss.py name -> ours: the loss predictor's, then MAE's decoder's
     "decoder_blocks_losspred.": "loss_predictor.blocks.",
     "decoder_norm_losspred.": "loss_predictor.norm.",
     "decoder_pred_losspred.": "loss_predictor.pred.",
-    "decoder_embed.": "decoder.embed.",
-    "mask_token": "decoder.mask_token",
-    "decoder_pos_embed": "decoder.pos_embed",
-    "decoder_blocks.": "decoder.blocks.",
-    "decoder_norm.": "decoder.norm.",
-    "decoder_pred.": "decoder.pred.",
+    **MAE_DECODER_RENAMES,
 }
+UNKNOWN = "not HPM encoder, reconstructor or loss-predictor keys"
 STUDENT_ENTRIES = ("state_dict", "model")  # main_pretrain.py; util/misc.py::save_model
 EMA_ENTRIES = ("ema_state_dict", "model_ema")
 SOURCE = "Haochen-Wang409/HPM (official HPM checkpoint)"
@@ -57,8 +53,10 @@ def convert(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """Official checkpoint -> ``{'state_dict': HPM keys (trained model and EMA), 'meta': {...}}``."""
     student = _network(checkpoint, STUDENT_ENTRIES, bare_ok=True)
     ema = _network(checkpoint, EMA_ENTRIES)
-    state = _rename(student, "")
-    state |= _rename(ema if ema is not None else student, "teacher.module.")
+    state = to_model_keys(student, RENAMES, what=UNKNOWN)
+    state |= to_model_keys(
+        ema if ema is not None else student, RENAMES, prefix="teacher.module.", what=UNKNOWN
+    )
     meta = {
         "source": SOURCE,
         "converted_by": "methods.hpm.convert",
@@ -78,7 +76,7 @@ def encoder_file(checkpoint: dict[str, Any], ema: bool = False) -> dict[str, Any
     )
     if network is None:
         raise ValueError(f"no EMA in this checkpoint (looked for {', '.join(EMA_ENTRIES)})")
-    encoder = {k: v for k, v in network.items() if ENCODER_KEY.match(k)}
+    encoder = encoder_keys(network)
     meta = {
         "source": SOURCE,
         "converted_by": "methods.hpm.convert",
@@ -92,33 +90,14 @@ def encoder_file(checkpoint: dict[str, Any], ema: bool = False) -> dict[str, Any
 def _network(checkpoint: dict[str, Any], entries: tuple[str, ...], bare_ok: bool = False):
     for key in entries:
         if isinstance(checkpoint.get(key), dict):
-            return {k.removeprefix("module."): v for k, v in checkpoint[key].items()}
+            return without_ddp_prefix(checkpoint[key])
     if bare_ok and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        return {k.removeprefix("module."): v for k, v in checkpoint.items()}
+        return without_ddp_prefix(checkpoint)
     if bare_ok:
         raise ValueError(
             f"not an HPM checkpoint: no state dict under {', '.join(entries)} and not a bare one"
         )
     return None
-
-
-def _rename(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    out, unknown = {}, []
-    for key, value in state.items():
-        if ENCODER_KEY.match(key):
-            out[f"{prefix}encoder.{key}"] = value
-            continue
-        for old, new in RENAMES.items():
-            if key == old or (old.endswith(".") and key.startswith(old)):
-                out[f"{prefix}{new}{key[len(old) :]}"] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError(
-            f"keys that are not HPM encoder, reconstructor or loss-predictor keys: {sorted(unknown)}"
-        )
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

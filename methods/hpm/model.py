@@ -12,17 +12,15 @@ the fidelity table.
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 import torch.nn as nn
-from timm.models.vision_transformer import Block
 
-from methods.backbone import ViT, init_mae_
-from methods.base import MIMModel
-from methods.decoder import MAEDecoder
+from methods.backbone import init_mae_
+from methods.base import check_choice, check_fraction
+from methods.decoder import decoder_blocks
+from methods.mae.model import MAE
 from methods.masking import Masking, ids_from_mask, mask_from_scores, num_masked
-from methods.teachers import EMATeacher
+from methods.teachers import EMATeacher, Networks
 
 OBJECTIVES = ("relative", "absolute")
 PIXEL_TARGETS = ("pixels", "norm_pixels", "budget")
@@ -38,11 +36,7 @@ class LossPredictor(nn.Module):
 
     def __init__(self, embed_dim: int, depth: int, num_heads: int, mlp_ratio: float, out_dim: int) -> None:
         super().__init__()
-        norm_layer = partial(nn.LayerNorm, eps=1e-6)
-        self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer) for _ in range(depth)
-        )
-        self.norm = norm_layer(embed_dim)
+        self.blocks, self.norm = decoder_blocks(embed_dim, depth, num_heads, mlp_ratio)
         self.pred = nn.Linear(embed_dim, out_dim)
         self.apply(init_mae_)
 
@@ -54,36 +48,7 @@ class LossPredictor(nn.Module):
         return self.pred(self.norm(x))[:, 1:].float().mean(dim=-1)
 
 
-class HPMNet(nn.Module):
-    """Encoder, reconstructor and loss predictor as one module: the unit the EMA copies and walks over."""
-
-    def __init__(self, encoder: ViT, decoder: MAEDecoder, loss_predictor: LossPredictor) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-        self.loss_predictor = loss_predictor
-
-    def forward(self, imgs: torch.Tensor, masking: Masking) -> tuple[torch.Tensor, torch.Tensor]:
-        """imgs [B, 3, H, W] and a mask -> (reconstruction [B, N, p*p*3], predicted loss [B, N]), patch order.
-
-        The official decoder does not unshuffle: its sequence is [cls; visible; mask tokens], each with its
-        own position embedding. Attention is permutation-equivariant, so the patch-order sequence used here
-        gives each patch the same output; the official ``[:, -mask_num:]`` slices are ``[mask]`` here.
-        """
-        x = self.decoder.embed_tokens(
-            self.encoder.forward_visible(imgs, masking.ids_keep), masking.ids_restore
-        )
-        return self.decoder.predict(x), self.loss_predictor(x)
-
-    def predict_losses(self, imgs: torch.Tensor) -> torch.Tensor:
-        """The predicted loss of every patch of the full, unmasked image: [B, 3, H, W] -> [B, N]."""
-        B, N = len(imgs), self.encoder.num_patches
-        everything = torch.arange(N, device=imgs.device).expand(B, N)
-        x = self.decoder.embed_tokens(self.encoder.forward_visible(imgs), everything)  # no mask tokens
-        return self.loss_predictor(x)
-
-
-class HPM(MIMModel):
+class HPM(MAE):
     def __init__(
         self,
         objective: str = "relative",
@@ -94,42 +59,21 @@ class HPM(MIMModel):
         **arch,
     ) -> None:
         super().__init__(**arch)
-        for name, value, allowed in (
-            ("objective", objective, OBJECTIVES),
-            ("pixel_target", pixel_target, PIXEL_TARGETS),
-            ("curriculum", curriculum, CURRICULA),
-            ("momentum_schedule", momentum_schedule, SCHEDULES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if not 0.0 <= hard_ratio <= 1.0:
-            raise ValueError(f"hard_ratio must be in [0, 1], got {hard_ratio}")
-        self.objective = objective
-        self.pixel_target_kind = pixel_target
-        if pixel_target != "budget":  # the method's own target replaces the budget's norm_pix_loss
-            self.norm_pix_loss = pixel_target == "norm_pixels"
-        self.hard_ratio = hard_ratio
-        self.curriculum = curriculum
-        self.momentum_schedule = momentum_schedule
-        out_dim = self.patch_size**2 * self.encoder.patch_embed.proj.in_channels
-        self.decoder = MAEDecoder(
-            num_patches=self.num_patches,
-            encoder_dim=self.encoder.embed_dim,
-            embed_dim=self.decoder_embed_dim,
-            depth=self.decoder_depth,
-            num_heads=self.decoder_num_heads,
-            mlp_ratio=self.mlp_ratio,
-            out_dim=out_dim,
-        )
+        self.objective = check_choice("objective", objective, OBJECTIVES)
+        if check_choice("pixel_target", pixel_target, PIXEL_TARGETS) != "budget":
+            self.norm_pix_loss = pixel_target == "norm_pixels"  # the method's target replaces the budget's
+        self.hard_ratio = check_fraction("hard_ratio", hard_ratio)
+        self.curriculum = check_choice("curriculum", curriculum, CURRICULA)
+        self.momentum_schedule = check_choice("momentum_schedule", momentum_schedule, SCHEDULES)
         self.loss_predictor = LossPredictor(
-            self.decoder_embed_dim, self.decoder_depth, self.decoder_num_heads, self.mlp_ratio, out_dim
+            self.decoder_embed_dim, self.decoder_depth, self.decoder_num_heads, self.mlp_ratio, self.patch_dim
         )
         # timm's ModelEma: a deep copy of the freshly built model, frozen, in eval mode
         self.teacher = EMATeacher(self.student())
 
-    def student(self) -> HPMNet:
-        """The trained networks under the EMA's module names (a view; no copy)."""
-        return HPMNet(self.encoder, self.decoder, self.loss_predictor)
+    def student(self) -> Networks:
+        """The trained networks under the EMA's module names (a view; nothing is copied)."""
+        return Networks(encoder=self.encoder, decoder=self.decoder, loss_predictor=self.loss_predictor)
 
     # ---- 1. the mask: hardest predicted patches plus a random fill ------------------------------------
     def hard_fraction(self) -> float:
@@ -146,8 +90,10 @@ class HPM(MIMModel):
 
     @torch.no_grad()
     def predict_losses(self, images: torch.Tensor) -> torch.Tensor:
-        """The EMA model's predicted loss of every patch on the full image, [B, N] (no gradient)."""
-        return self.teacher.module.predict_losses(images)
+        """The EMA model's predicted loss of every patch of the full, unmasked image, [B, N] (no gradient)."""
+        ema = self.teacher.module
+        everything = torch.arange(self.num_patches, device=images.device).expand(len(images), -1)
+        return ema.loss_predictor(ema.decoder.embed_tokens(ema.encoder.forward_visible(images), everything))
 
     def sample_mask(self, images: torch.Tensor, sample_ids: torch.Tensor | None = None) -> Masking:
         """MAE's masked count N_m: the K_h patches the EMA predicts hardest, then N_m - K_h drawn uniformly
@@ -160,22 +106,30 @@ class HPM(MIMModel):
         )
 
     # ---- 2. reconstruction and loss prediction -------------------------------------------------------
-    def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-        """Per-patch MSE to the pixel target, [B, N] (the code's ``matrix`` on the masked patches)."""
-        return ((pred - self.pixel_target(imgs)) ** 2).mean(dim=-1)
+    def forward_decoders(
+        self, latent: torch.Tensor, ids_restore: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """latent [B, 1 + K, D] -> (reconstruction [B, N, p*p*3], predicted loss [B, N]), in patch order.
+
+        The official decoder does not unshuffle: its sequence is [cls; visible; mask tokens], each with its
+        own position embedding. Attention is permutation-equivariant, so the patch-order sequence used here
+        gives each patch the same output; the official ``[:, -mask_num:]`` slices are ``[mask]`` here.
+        """
+        x = self.decoder.embed_tokens(latent, ids_restore)  # one input for both decoders
+        return self.decoder.predict(x), self.loss_predictor(x)
 
     def forward_learning_loss(self, scores: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """The loss predictor's objective on the masked patches: scores, losses [B, M] (losses detached)."""
-        if self.objective == "relative":
-            return relative_loss(scores, losses)
-        return absolute_loss(scores, losses)
+        return (relative_loss if self.objective == "relative" else absolute_loss)(scores, losses)
 
     def loss(
         self, images: torch.Tensor, mask: torch.Tensor | None = None, sample_ids: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         masking = self.masking(images, mask, sample_ids)
-        pred, scores = self.student()(images, masking)  # [B, N, p*p*3], [B, N]
-        per_patch = self.forward_loss(images, pred)  # [B, N]
+        pred, scores = self.forward_decoders(
+            self.forward_encoder(images, masking.ids_keep), masking.ids_restore
+        )
+        per_patch = self.patch_losses(images, pred)  # [B, N], the code's ``matrix``
         B, m = len(images), masking.mask
         # the masked patches of each image, in patch order: [B, N_m]
         per_patch, scores = per_patch[m].reshape(B, -1), scores[m].reshape(B, -1)
@@ -184,19 +138,17 @@ class HPM(MIMModel):
             "loss_learn": self.forward_learning_loss(scores, per_patch.detach()),  # weight 1, as the code
         }
 
-    # ---- 3. the EMA model ----------------------------------------------------------------------------
-    def momentum(self) -> float:
-        """m (weight on the old EMA) for the update after this step. The code sets timm ModelEma's decay
-        once per epoch: 0.999 + epoch / 100 * (0.9999 - 0.999) for the first 100 epochs, then 0.9999. With
-        ``momentum_schedule='budget'`` the harness's ``teacher_momentum`` (the budget's EMA rule) replaces
-        it."""
-        if self.momentum_schedule == "budget" and self.teacher_momentum is not None:
-            return self.teacher_momentum
-        return code_momentum(self.progress.epoch)
-
-    def after_train_step(self) -> None:
+    # ---- 3. the EMA model follows the trained one ------------------------------------------------------
+    def ema(self) -> tuple[EMATeacher, Networks]:
         # the code updates the EMA after every optimizer step (inside the accum_iter condition)
-        self.teacher.update(self.student(), self.momentum())
+        return self.teacher, self.student()
+
+    def momentum(self) -> float:
+        """The code sets timm ModelEma's decay once per epoch: 0.999 + epoch / 100 * (0.9999 - 0.999) for the
+        first 100 epochs, then 0.9999. With ``momentum_schedule='budget'`` the harness's ``teacher_momentum``
+        (the budget's EMA rule) replaces it."""
+        code = code_momentum(self.progress.epoch)
+        return self.budget_momentum(code) if self.momentum_schedule == "budget" else code
 
 
 def code_momentum(epoch: int) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,8 @@ from typing import Any
 import torch
 
 from methods.backbone import ARCHS, atomic_torch_save, encoder_payload
+from methods.convert_keys import MAE_DECODER_RENAMES, load_official, to_model_keys
 
-ENCODER_KEY = re.compile(
-    r"^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|blocks\.\d+\..+|norm\.(weight|bias))$"
-)
-DECODER_RENAMES = {
-    "decoder_embed.": "decoder.embed.",
-    "mask_token": "decoder.mask_token",
-    "decoder_pos_embed": "decoder.pos_embed",
-    "decoder_blocks.": "decoder.blocks.",
-    "decoder_norm.": "decoder.norm.",
-    "decoder_pred.": "decoder.pred.",
-}
 SOURCE = "facebookresearch/mae (official MAE checkpoint)"
 
 
@@ -48,30 +37,15 @@ def convert(checkpoint: dict[str, Any]) -> dict[str, Any]:
     not_tensors = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
     if not_tensors:
         raise ValueError(f"not an MAE state dict: non-tensor entries {not_tensors}")
-
-    encoder, decoder, unknown = {}, {}, []
-    for key, value in state.items():
-        if ENCODER_KEY.match(key):
-            encoder[key] = value
-        elif (renamed := _rename_decoder(key)) is not None:
-            decoder[renamed] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError(f"keys that are neither MAE encoder nor decoder keys: {sorted(unknown)}")
+    ours = to_model_keys(state, MAE_DECODER_RENAMES)
+    encoder = {k: v for k, v in ours.items() if k.startswith("encoder.")}
+    decoder = {k: v for k, v in ours.items() if not k.startswith("encoder.")}
 
     meta = {"source": SOURCE, "converted_by": "methods.mae.convert", "arch": infer_arch(state)}
     if not decoder:
+        encoder = {k.removeprefix("encoder."): v for k, v in encoder.items()}
         return encoder_payload(encoder, {**meta, "kind": "encoder", "method": "mae"})
-    full = {f"encoder.{k}": v for k, v in encoder.items()} | decoder
-    return {"state_dict": full, "meta": {**meta, "kind": "mae", "method": "mae"}}
-
-
-def _rename_decoder(key: str) -> str | None:
-    for old, new in DECODER_RENAMES.items():
-        if key == old or (old.endswith(".") and key.startswith(old)):
-            return new + key[len(old) :]
-    return None
+    return {"state_dict": encoder | decoder, "meta": {**meta, "kind": "mae", "method": "mae"}}
 
 
 def infer_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -98,15 +72,6 @@ def infer_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
             arch.update(name=name, num_heads=known["num_heads"])
             break
     return arch
-
-
-def load_official(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
-    """Load an official file. Training checkpoints also pickle ``args`` (an argparse.Namespace), which
-    ``weights_only`` loading allows explicitly; anything else needs ``trust_pickle``."""
-    if trust_pickle:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def main(argv: list[str] | None = None) -> int:

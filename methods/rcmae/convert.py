@@ -18,7 +18,6 @@ For evaluation, ``--encoder-only`` writes the teacher's encoder as an encoder fi
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,21 +25,14 @@ from typing import Any
 import torch
 
 from methods.backbone import atomic_torch_save, encoder_payload
-from methods.mae.convert import (
-    load_official,  # the same file format: tensors plus a pickled argparse.Namespace
+from methods.convert_keys import (
+    MAE_DECODER_RENAMES,
+    encoder_keys,
+    load_official,  # the same file format as MAE's: tensors plus a pickled argparse.Namespace
+    to_model_keys,
+    without_ddp_prefix,
 )
 
-ENCODER_KEY = re.compile(
-    r"^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|blocks\.\d+\..+|norm\.(weight|bias))$"
-)
-DECODER_RENAMES = {  # official models_rc.py name -> our MAEDecoder name
-    "decoder_embed.": "embed.",
-    "mask_token": "mask_token",
-    "decoder_pos_embed": "pos_embed",
-    "decoder_blocks.": "blocks.",
-    "decoder_norm.": "norm.",
-    "decoder_pred.": "pred.",
-}
 SOURCE = "youngwanLEE/rc-mae (official RC-MAE checkpoint)"
 
 
@@ -48,15 +40,15 @@ def convert(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """Official checkpoint -> ``{'state_dict': RCMAE keys (student and teacher), 'meta': {...}}``."""
     student = _network(checkpoint, "student")
     teacher = _network(checkpoint, "teacher")
-    state = {**_rename(student, ""), **_rename(teacher, "teacher.module.")}
+    state = to_model_keys(student, MAE_DECODER_RENAMES)
+    state |= to_model_keys(teacher, MAE_DECODER_RENAMES, prefix="teacher.module.")
     meta = {"source": SOURCE, "converted_by": "methods.rcmae.convert", "kind": "rcmae", "method": "rcmae"}
     return {"state_dict": state, "meta": meta}
 
 
 def teacher_encoder(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The teacher's encoder as an encoder file payload (what the official evaluation loads)."""
-    teacher = _network(checkpoint, "teacher")
-    encoder = {k: v for k, v in teacher.items() if ENCODER_KEY.match(k)}
+    encoder = encoder_keys(_network(checkpoint, "teacher"))
     meta = {"source": SOURCE, "converted_by": "methods.rcmae.convert", "kind": "encoder", "method": "rcmae"}
     return encoder_payload(encoder, meta)
 
@@ -64,26 +56,8 @@ def teacher_encoder(checkpoint: dict[str, Any]) -> dict[str, Any]:
 def _network(checkpoint: dict[str, Any], name: str) -> dict[str, torch.Tensor]:
     for key in (f"{name}_without_ddp", name):
         if key in checkpoint:
-            state = checkpoint[key]
-            return {k.removeprefix("module."): v for k, v in state.items()}
+            return without_ddp_prefix(checkpoint[key])
     raise ValueError(f"not an RC-MAE checkpoint: no {name!r} or {name + '_without_ddp'!r} entry")
-
-
-def _rename(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    out, unknown = {}, []
-    for key, value in state.items():
-        if ENCODER_KEY.match(key):
-            out[f"{prefix}encoder.{key}"] = value
-            continue
-        for old, new in DECODER_RENAMES.items():
-            if key == old or (old.endswith(".") and key.startswith(old)):
-                out[f"{prefix}decoder.{new}{key[len(old) :]}"] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError(f"keys that are neither MAE encoder nor decoder keys: {sorted(unknown)}")
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

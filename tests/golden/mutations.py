@@ -209,14 +209,14 @@ MUTATIONS: list[Mutation] = [
         "MAE's loss on the visible patches (mask inverted)",
         "methods.mae.model:MAE.forward_loss",
         wrap_args(_set("mask", lambda m: ~m)),
-        _family("mae"),
+        _family("mae", "rcmae", "colormae"),  # RC-MAE and ColorMAE inherit MAE's reconstruction loss
     ),
     Mutation(
         "loss-on-all-patches",
         "MAE's loss averaged over every patch instead of the masked ones",
         "methods.mae.model:MAE.forward_loss",
         wrap_args(_set("mask", torch.ones_like)),
-        _family("mae"),
+        _family("mae", "rcmae", "colormae"),
     ),
     Mutation(
         "norm-pix-loss-toggled",
