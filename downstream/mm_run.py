@@ -73,7 +73,7 @@ class RunHook(Hook):
         return None
 
     def before_train(self, runner) -> None:
-        from methods.backbone import tensors_sha256
+        from methods.encoder_file import tensors_sha256
 
         checked = self.checked_weights(runner)
         if checked is not None and tensors_sha256(checked[0].state_dict()) != checked[1]:

@@ -1,4 +1,4 @@
-"""The one ViT every method trains and every protocol evaluates, and its checkpoint format.
+"""The one ViT every method trains and every protocol evaluates (its file: ``methods/encoder_file.py``).
 
 ``ViT`` is timm's ``VisionTransformer`` with MAE's choices (fixed 2-D sin-cos position embedding, LayerNorm
 eps 1e-6, qkv bias, cls token, no classifier head), so its state-dict keys are timm's (``patch_embed.proj.*``,
@@ -12,25 +12,18 @@ it with ``strict=True``. On top of timm it adds what masked image modeling needs
   beside that block so every block (that one included) keeps timm's fused attention path;
 * ``forward_intermediates(...)`` (timm's): features of several blocks for the dense protocols.
 
-The encoder file (``export_encoder``) is ``{'state_dict': timm-keyed tensors, 'meta': {...}}``, and
-``load_encoder`` is the one strict loader every protocol uses.
+The encoder file (``methods.encoder_file.export_encoder``) holds these timm-keyed tensors, and
+``methods.encoder_file.load_encoder`` is the one strict loader every protocol uses.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-import os
-import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
-from timm.layers import resample_abs_pos_embed
 from timm.models import checkpoint_seq
 from timm.models.vision_transformer import Attention, VisionTransformer
 
@@ -265,215 +258,4 @@ def vit_arch(vit: VisionTransformer) -> dict[str, Any]:
         depth=len(vit.blocks),
         num_heads=blk.attn.num_heads,
         mlp_ratio=blk.mlp.fc1.out_features / vit.embed_dim,
-    )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The encoder file: export, read, strict load
-# ----------------------------------------------------------------------------------------------------------
-ENCODER_FORMAT = "mim-suite/encoder"
-ENCODER_FORMAT_VERSION = 1
-# Modules a protocol adds on top of the encoder; they never come from an encoder file.
-PROTOCOL_PREFIXES = ("head.", "fc_norm.", "attn_pool.")
-FINAL_NORM_KEYS = ("norm.weight", "norm.bias")
-
-
-class EncoderLoadError(ValueError):
-    """An encoder file does not fit the model exactly; the message names every offending key."""
-
-
-def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over (name, dtype, shape, bytes) of every tensor, in sorted key order."""
-    h = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key].detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def encoder_payload(state: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The encoder file's content: detached CPU tensors plus a metadata block (format, version, sha256)."""
-    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
-    meta = {
-        **dict(metadata),
-        "format": ENCODER_FORMAT,
-        "format_version": ENCODER_FORMAT_VERSION,
-        "sha256": tensors_sha256(tensors),
-    }
-    return {"state_dict": tensors, "meta": meta}
-
-
-def export_encoder(model: nn.Module, path: str | os.PathLike, metadata: Mapping[str, Any]) -> str:
-    """Write the encoder of ``model`` (a ``MIMModel`` or timm ViT) to ``path`` atomically; return its sha256.
-
-    A ``MIMModel`` decides which tensors are exported (``export_encoder_state()``, e.g. RC-MAE's teacher).
-    The metadata block gets the encoder arch when the model has one, plus format, version and sha256.
-    """
-    if hasattr(model, "export_encoder_state"):
-        state, vit = model.export_encoder_state(), model.encoder
-    else:
-        state, vit = model.state_dict(), model
-    meta = {"arch": vit_arch(vit), **metadata} if isinstance(vit, VisionTransformer) else dict(metadata)
-    payload = encoder_payload(state, meta)
-    atomic_torch_save(payload, path)
-    return payload["meta"]["sha256"]
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp creates 0600; the final file should read like any other
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_encoder(path: str | os.PathLike) -> dict[str, Any]:
-    """Read an encoder file (tensors only, ``weights_only=True``) and check its format."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        hint = (
-            " (an official MAE file? convert it: python -m methods.mae.convert SRC DST)"
-            if (isinstance(payload, dict) and "model" in payload)
-            else ""
-        )
-        raise EncoderLoadError(f"{path}: not an encoder file, expected {{'state_dict', 'meta'}}{hint}")
-    fmt = payload.get("meta", {}).get("format")
-    if fmt != ENCODER_FORMAT:
-        raise EncoderLoadError(f"{path}: meta.format is {fmt!r}, expected {ENCODER_FORMAT!r}")
-    return payload
-
-
-@dataclass
-class LoadReport:
-    """What ``load_encoder`` did, for the result record."""
-
-    source: str
-    num_loaded: int  # encoder tensors copied into the model
-    num_expected: int  # encoder tensors in the file, less those a declared transform drops
-    fraction_loaded: float  # num_loaded / num_expected; load_encoder guarantees 1.0
-    sha256: str  # of the tensors as loaded (after transforms)
-    source_sha256: str  # of the file's tensors as stored
-    transforms: list[str] = field(default_factory=list)  # declared transforms actually applied
-    dropped: list[str] = field(default_factory=list)  # file keys a declared transform removed
-    left_to_protocol: list[str] = field(default_factory=list)  # model keys a protocol initialises (head...)
-    meta: dict[str, Any] = field(default_factory=dict)  # the file's metadata block
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def load_encoder(
-    path_or_state: str | os.PathLike | Mapping[str, Any],
-    vit: VisionTransformer,
-    *,
-    interpolate_pos_embed: bool = False,
-    drop_final_norm: bool = False,
-) -> LoadReport:
-    """Load an encoder file (or its payload, or a bare timm-keyed state dict) into ``vit``, strictly.
-
-    Every encoder tensor in the file must land in the model and every model tensor must come from the file,
-    except the modules a protocol adds on top (``head.*``, ``fc_norm.*``, ``attn_pool.*``). A missing key,
-    an unexpected key or a wrong shape raises one ``EncoderLoadError`` naming all of them. Two transforms
-    exist and run only when asked for, and the report lists them:
-
-    * ``interpolate_pos_embed``: resample the position embedding to the model's grid (bicubic, cls row kept,
-      as the official MAE fine-tuning code does);
-    * ``drop_final_norm``: drop the file's ``norm.*`` for a protocol that uses its own (the model's
-      ``norm.*``, if any, is then left to the protocol).
-    """
-    source, state, meta = _source_state(path_or_state)
-    source_sha, num_in_file = tensors_sha256(state), len(state)
-    state, transforms, dropped = dict(state), [], []
-
-    if drop_final_norm:
-        dropped = [k for k in FINAL_NORM_KEYS if k in state]
-        for k in dropped:
-            del state[k]
-        transforms.append(f"drop_final_norm: removed {dropped}")
-
-    model_state = vit.state_dict()
-    if interpolate_pos_embed and "pos_embed" in state and "pos_embed" in model_state:
-        old, new = state["pos_embed"], model_state["pos_embed"]
-        if old.shape != new.shape:
-            num_prefix = getattr(vit, "num_prefix_tokens", 1)
-            new_grid = tuple(vit.patch_embed.grid_size)  # (rows, cols): a video frame's grid is not square
-            state["pos_embed"] = _resample_pos_embed(old, new_grid, num_prefix)
-            g_old = math.isqrt(old.shape[1] - num_prefix)
-            transforms.append(
-                f"interpolate_pos_embed: {g_old}x{g_old} -> {new_grid[0]}x{new_grid[1]} "
-                "(bicubic, prefix tokens kept, as official MAE)"
-            )
-
-    protocol_keys = {k for k in model_state if k.startswith(PROTOCOL_PREFIXES)}
-    if drop_final_norm:
-        protocol_keys |= {k for k in FINAL_NORM_KEYS if k in model_state}
-    missing = sorted(set(model_state) - set(state) - protocol_keys)
-    unexpected = sorted(set(state) - set(model_state))
-    wrong_shape = sorted(
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}"
-        for k in set(state) & set(model_state)
-        if state[k].shape != model_state[k].shape
-    )
-    if missing or unexpected or wrong_shape:
-        lines = [f"cannot load encoder from {source} strictly:"]
-        lines += [f"  missing in file: {missing}"] if missing else []
-        lines += [f"  unexpected in file: {unexpected}"] if unexpected else []
-        lines += [f"  wrong shape: {wrong_shape}"] if wrong_shape else []
-        if wrong_shape and any(s.startswith("pos_embed") for s in wrong_shape) and not interpolate_pos_embed:
-            lines.append("  (a different grid? pass interpolate_pos_embed=True if the protocol declares it)")
-        raise EncoderLoadError("\n".join(lines))
-
-    result = vit.load_state_dict(state, strict=False)
-    num_loaded = len(set(state) - set(result.unexpected_keys))
-    num_expected = num_in_file - len(dropped)
-    if num_loaded != num_expected or set(result.missing_keys) - protocol_keys:  # unreachable after the checks
-        raise EncoderLoadError(f"{source}: loaded {num_loaded} of {num_expected} encoder tensors")
-    return LoadReport(
-        source=source,
-        num_loaded=num_loaded,
-        num_expected=num_expected,
-        fraction_loaded=num_loaded / num_expected,
-        sha256=tensors_sha256(state),
-        source_sha256=source_sha,
-        transforms=transforms,
-        dropped=dropped,
-        left_to_protocol=sorted(protocol_keys),
-        meta=meta,
-    )
-
-
-def _source_state(
-    path_or_state: str | os.PathLike | Mapping[str, Any],
-) -> tuple[str, Mapping[str, torch.Tensor], dict[str, Any]]:
-    if isinstance(path_or_state, (str, os.PathLike)):
-        payload = read_encoder(path_or_state)
-        return str(path_or_state), payload["state_dict"], dict(payload.get("meta", {}))
-    if "state_dict" in path_or_state and isinstance(path_or_state["state_dict"], Mapping):
-        return "<payload>", path_or_state["state_dict"], dict(path_or_state.get("meta", {}))
-    not_tensors = [k for k, v in path_or_state.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise EncoderLoadError(f"not a state dict: non-tensor entries {sorted(not_tensors)}")
-    return "<state_dict>", path_or_state, {}
-
-
-def _resample_pos_embed(old: torch.Tensor, new_grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
-    g_old = math.isqrt(old.shape[1] - num_prefix)
-    if g_old * g_old != old.shape[1] - num_prefix:
-        raise EncoderLoadError(f"pos_embed of {old.shape[1] - num_prefix} patches is not a square grid")
-    return resample_abs_pos_embed(
-        old,
-        new_size=list(new_grid),
-        num_prefix_tokens=num_prefix,
-        interpolation="bicubic",
-        antialias=False,
     )

@@ -32,8 +32,8 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 
 from methods.backbone import ViT
+from methods.ema import EMATeacher
 from methods.masking import Masking, ids_from_mask, per_sample_noise, random_masking
-from methods.teachers import EMATeacher
 
 #: mmengine optimizer-wrapper ``paramwise_cfg`` equal to ``param_groups_for_weight_decay``: every 1-D
 #: parameter (biases, LayerNorm) gets no decay; cls and mask tokens ([1, 1, D]) are decayed.

@@ -8,7 +8,8 @@ features (open_clip's output tokens after ``ln_post``, and their projection into
 Three file formats are read by ``load_clip`` (none with ``weights_only=False``):
 
 * ``mim-suite/clip-teacher``: ``{'state_dict': open_clip CLIP state dict, 'meta': {...}}`` written by
-  ``save_clip`` (the micro/tiny teachers ``reproduce/teacher.py`` trains), read with ``weights_only=True``;
+  ``save_clip`` (the micro/tiny teachers ``reproduce/clip_teacher_training.py`` trains), read with
+  ``weights_only=True``;
 * OpenAI's release (``ViT-B-16.pt``): a TorchScript archive. open_clip's ``create_model(pretrained=PATH)``
   reads a local file with ``torch.load(weights_only=True)``, which refuses TorchScript (torch >= 2.6).
   Here the archive is opened with ``torch.jit.load`` (no pickle), its state dict taken and rebuilt into
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from methods.backbone import atomic_torch_save
+from methods.atomic import atomic_torch_save
 
 CLIP_FORMAT = "mim-suite/clip-teacher"
 CLIP_FORMAT_VERSION = 1

@@ -119,8 +119,8 @@ def method_config(name: str) -> dict[str, Any]:
     return dict(get_spec(name).config)
 
 
-def build(name: str, budget: str | dict[str, Any] = "micro", **overrides: Any) -> MIMModel:
+def build(name: str, arch: str | dict[str, Any] = "micro", **overrides: Any) -> MIMModel:
     """Build a method (or variant) for an architecture: an ARCHS name or a dict of arch keys (budget keys
     such as ``mask_ratio`` may ride along), then ``overrides`` (either kind of key) on top."""
     spec = get_spec(name)
-    return spec.cls(**{**resolve_arch(budget), **spec.config, **overrides})
+    return spec.cls(**{**resolve_arch(arch), **spec.config, **overrides})

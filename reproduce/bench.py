@@ -220,7 +220,7 @@ def harness_overhead(budget: str, steps: int, warmup: int = 3, repeats: int = 3)
                 default_hooks=dict(checkpoint=None, logger=dict(type="LoggerHook", interval=10)),
                 custom_hooks=[
                     dict(type="NonFiniteLossHook"),
-                    dict(type="TrainingProgressHook", steps_per_epoch=warmup + steps),
+                    dict(type="MethodStepHook", steps_per_epoch=warmup + steps),
                     timer,
                 ],
                 log_processor=dict(by_epoch=False),

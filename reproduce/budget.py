@@ -87,7 +87,7 @@ def learning_rate(pretrain: Mapping[str, Any]) -> float:
 def ema_momentum(ema: Mapping[str, Any], total_steps: int) -> float:
     """The budget's EMA rule: a teacher half-life of ``half_life_fraction`` of the run, but never slower than
     the paper's momentum. m weighs the old teacher: teacher = m * teacher + (1 - m) * student."""
-    from methods.teachers import small_budget_momentum
+    from methods.ema import small_budget_momentum
 
     return small_budget_momentum(float(ema["paper_momentum"]), total_steps, float(ema["half_life_fraction"]))
 
@@ -111,7 +111,7 @@ def build_model(method: str, budget: Config, **overrides: Any):
     import methods
 
     shared = {k: v for k, v in budget.model.items() if k != "arch"}
-    return methods.build(method, budget=budget.model.arch, **shared, **overrides)
+    return methods.build(method, arch=budget.model.arch, **shared, **overrides)
 
 
 def flat_values(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -154,12 +154,12 @@ def _build(cfg, work_root, data, key: str, path: Path, probe_seeds, progress: bo
     img_size = clip_model_cfg(name)["vision_cfg"]["image_size"]
     train = load_split(data.imagenet, "train", img_size)
     val = load_split(data.imagenet, "val", img_size)
-    model, stats = train_clip(cfg, train, progress=progress)
+    clip, stats = train_clip(cfg, train, progress=progress)
 
     eval_start = time.perf_counter()
-    zs = zero_shot(model, name, val)
-    train_x, _ = image_features(model.visual, train.images)
-    val_x, _ = image_features(model.visual, val.images)
+    zs = zero_shot(clip, name, val)
+    train_x, _ = image_features(clip.visual, train.images)
+    val_x, _ = image_features(clip.visual, val.images)
     probes = {s: linear_probe(cfg, train_x, train.labels, val_x, val.labels, s) for s in probe_seeds}
     eval_s = time.perf_counter() - eval_start
     probe_top1 = [p["metrics"]["top1"] for p in probes.values()]
@@ -183,7 +183,7 @@ def _build(cfg, work_root, data, key: str, path: Path, probe_seeds, progress: bo
         "cost": {k: stats[k] for k in ("flops_per_image", "total_flops", "wall_s", "train_images")},
         "metrics": metrics,
     }
-    save_clip(model, path, meta)
+    save_clip(clip, path, meta)
     sha = _file_sha256(path)
     recipe = teacher_recipe(cfg)
     prov = provenance(
@@ -271,12 +271,6 @@ def _probe_record(cfg, probe, seed: int, data, sha: str, key: str, n_train: int,
 # ----------------------------------------------------------------------------------------------------------
 # What pretraining needs from here
 # ----------------------------------------------------------------------------------------------------------
-def uses_clip_teacher(method: str) -> bool:
-    from methods.registry import get_spec
-
-    return bool(getattr(get_spec(method).cls, "uses_clip_teacher", False))
-
-
 def teacher_inputs(
     method: str, cfg: Config, method_cfg: dict[str, Any], work_root: str | Path, data: Any = None
 ) -> Teacher | None:
@@ -287,9 +281,10 @@ def teacher_inputs(
     ``checkpoints/clip/ViT-B-16.pt`` under the repository; when it is absent this stops with one line naming
     the file and where to put it.
     """
+    from methods.registry import get_spec
     from reproduce.data import is_synthscenes
 
-    if not uses_clip_teacher(method):
+    if not get_spec(method).cls.uses_clip_teacher:
         return None
     given = method_cfg.get("teacher_file")
     if given is None and is_synthscenes(cfg.data):

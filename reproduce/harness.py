@@ -2,7 +2,7 @@
 
 - ``StepLoop``: mmengine's iteration loop, but on resume it moves the sampler to the resumed step instead
   of loading and discarding every batch already trained on.
-- ``TrainingProgressHook``: tells the model where training is (``set_progress``) before each step, and calls
+- ``MethodStepHook``: tells the model where training is (``set_progress``) before each step, and calls
   ``after_train_step`` (EMA teachers update there) after each optimizer step.
 - ``NonFiniteLossHook``: stops the run at the first NaN/inf loss, naming the step and the last good
   checkpoint. The hook runs before any checkpoint is written, so a bad step is never saved.
@@ -78,9 +78,10 @@ class StepLoop(IterBasedTrainLoop):
 
 
 @HOOKS.register_module()
-class TrainingProgressHook(Hook):
-    """Keeps the model's view of training progress current; every schedule inside a method (EMA momentum,
-    curriculum, stage switches) is a pure function of it, so resume needs no hook state."""
+class MethodStepHook(Hook):
+    """The method's side of every step (the ``MIMModel`` contract): ``set_progress`` before it, so every
+    schedule inside a method (EMA momentum, curriculum, stage switches) is a pure function of the step and
+    resume needs no hook state, and ``after_train_step`` after it (the EMA updates)."""
 
     priority = "ABOVE_NORMAL"
 

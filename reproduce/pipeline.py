@@ -22,7 +22,8 @@ import torch
 from mmengine.config import Config
 
 from downstream.mm_run import quiet_mmengine
-from methods.backbone import ENCODER_ARCH_KEYS, build_vit, export_encoder
+from methods.backbone import ENCODER_ARCH_KEYS, build_vit
+from methods.encoder_file import export_encoder
 from reproduce import pretrain
 from reproduce.provenance import provenance
 from tables.records import Record, read_record, write_record

@@ -7,7 +7,7 @@
 The run is an mmengine Runner: progress and ETA in the log every ``pretrain.log_interval`` steps, scalars in
 ``<work-dir>/<timestamp>/vis_data/scalars.json``, atomic checkpoints every ``checkpoint_interval_epochs``
 epochs, auto-resume with ``--resume``. At the end it writes ``encoder.pth`` (timm keys + metadata; the format
-every protocol loads with ``methods.backbone.load_encoder``) and a ``pretrain`` result record.
+every protocol loads with ``methods.encoder_file.load_encoder``) and a ``pretrain`` result record.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import methods
 from downstream import optim as _optim  # noqa: F401  (registers WarmupCosineLrHook, MAE's lr schedule)
 from downstream.datasets.imagenet import ImageFolderDataset
 from downstream.mm_run import unwrap
-from methods.backbone import export_encoder
 from methods.base import PARAMWISE_CFG
 from methods.cost import FLOPS_UNIT, count_flops
+from methods.encoder_file import export_encoder
 from methods.registry import get_spec
 from reproduce import budget as budgets
 from reproduce import clip_teacher_files as clip_teachers
@@ -159,7 +159,7 @@ def finished_run(
     work_dir: Path, key: str, records_dir: str | Path, budget: str, method: str, seed: int
 ) -> PretrainResult | None:
     """The result of a finished run with this key in ``work_dir`` (encoder and record present), else None."""
-    from methods.backbone import read_encoder
+    from methods.encoder_file import read_encoder
 
     encoder, record = work_dir / "encoder.pth", record_path(records_dir, budget, method, "pretrain", seed)
     if not (encoder.is_file() and record.is_file()):
@@ -345,7 +345,7 @@ def pretrain(
                 epochs=planned_steps / steps_per_epoch,
                 steps_per_epoch=steps_per_epoch,
             ),
-            dict(type="TrainingProgressHook", steps_per_epoch=steps_per_epoch, planned_steps=planned_steps),
+            dict(type="MethodStepHook", steps_per_epoch=steps_per_epoch, planned_steps=planned_steps),
             dict(type="ThroughputHook", global_batch=pre.batch_size),
             *([dict(type="ExitAfterStepHook", step=exit_after_step)] if exit_after_step else []),
         ],
@@ -417,7 +417,7 @@ def pretrain(
                 "steps": steps,
                 "cost_ratio_vs_mae": cost_ratio,
                 # a method's own extra costs, e.g. its teacher's training (teacher_total_flops, Table 1)
-                **getattr(model, "extra_cost", {}),  # TODO(contract)
+                **model.extra_cost,
             },
             provenance=prov,
             extra={
@@ -431,7 +431,8 @@ def pretrain(
                 "max_steps_override": max_steps,
                 # an ablation (a method's config.py 'ablations') is a row only of the tables that name it
                 "ablation": get_spec(method).ablation,
-                **getattr(model, "extra_record", {}),  # TODO(contract)
+                "ablation_of": get_spec(method).base if get_spec(method).ablation else None,
+                **model.extra_record,
             },
         )
         write_record(record, work_root)

@@ -1,14 +1,15 @@
-"""Table 5: CMT-MAE's ablations under one budget: masking source, target, alpha and stage-1 length.
+"""Table 5: CMT-MAE's ablations under one budget (masking source, target, alpha, stage-1 length), and those
+any other method folder declares.
 
     python reproduce/table5.py [--budget tiny] [--seeds N] [--work-dir DIR] [--skip finetune]
 
-Rows: MAE (random masking, pixel target), CMT-MAE's default, its teacher-only variant (alpha = 0 throughout),
-every ablation its ``config.py`` declares in ``ablations`` (one choice changed each: masking source random /
-teacher / student, target pixels / teacher / student, stage 2's alpha, stage-1 length) and the CLIP teacher's
-own linear probe as a reference row. Each row is pretrained (or reused, same run key rules as Table 1) and
-evaluated with the Table 1 protocols and the same seeds policy (``TableRun.eval_seeds``); the table is
-rendered by ``tables/render.py`` (markdown, CSV, LaTeX, the Table 5 section of RESULTS.md) and its cells are
-regression cells like Table 1's.
+Rows: MAE (random masking, pixel target), then every method whose ``config.py`` declares ``ablations``, with
+its default and variants: CMT-MAE's default, its teacher-only variant (alpha = 0 throughout) and its
+ablations (one choice changed each: masking source random / teacher / student, target pixels / teacher /
+student, stage 2's alpha, stage-1 length), and the CLIP teacher's own linear probe as a reference row.
+Each row is pretrained (or reused, same run key rules as Table 1) and evaluated with the Table 1 protocols
+and the same seeds policy (``TableRun.eval_seeds``); the table is rendered by ``tables/render.py``
+(markdown, CSV, LaTeX, the Table 5 section of RESULTS.md) and its cells are regression cells like Table 1's.
 """
 
 from __future__ import annotations
@@ -20,33 +21,38 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 import methods  # noqa: E402
 from methods.registry import list_ablations  # noqa: E402
 from reproduce.pipeline import TableRun, in1k_protocols, open_table  # noqa: E402
 from tables.specs import TABLE5  # noqa: E402
 
-METHOD = "cmtmae"
-#: the rows before the ablations: the random-masking baseline, the default and the teacher-only variant
-BASE_ROWS = ("mae", "cmtmae", "cmtmae-teacher-only")
+#: the random-masking baseline every ablation is read against
+BASELINE_ROW = "mae"
 
 
 def rows() -> list[str]:
-    return [*BASE_ROWS, *list_ablations(METHOD)]
+    """MAE, then every method whose ``config.py`` declares ``ablations`` (CMT-MAE's, and any new method
+    folder's): its default, its variants and its ablations."""
+    from methods.registry import get_spec
+
+    ablated = [m for m in methods.list_methods(variants=False) if list_ablations(m)]
+    family = lambda m: [n for n in methods.list_methods() if n == m or get_spec(n).base == m]
+    return [BASELINE_ROW, *(n for m in ablated for n in [*family(m), *list_ablations(m)])]
 
 
 def describe(name: str) -> str:
-    """What a row changes with respect to CMT-MAE's default, from the method config (for the table notes)."""
-    if name == "mae":
-        return "`mae`: random masking, pixel target (the budget's MAE)"
-    default, own = methods.method_config(METHOD), methods.method_config(name)
+    """What a row changes with respect to its method's default, from the method config (the table notes)."""
+    from methods.registry import get_spec
+
+    if name == BASELINE_ROW:
+        return f"`{name}`: random masking, pixel target (the budget's MAE)"
+    base = get_spec(name).base or name
+    default, own = methods.method_config(base), methods.method_config(name)
     changed = {k: v for k, v in own.items() if default.get(k) != v}
     if not changed:
-        return (
-            f"`{name}`: the default (collaborative masking and targets, alpha 0.5, stage 1 = 25 % of the run)"
-        )
+        return f"`{name}`: {base}'s default config"
     return f"`{name}`: " + ", ".join(f"{k}={v!r}" for k, v in changed.items())
 
 

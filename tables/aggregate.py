@@ -18,7 +18,7 @@ from fnmatch import fnmatch
 import pandas as pd
 
 from tables.records import DEFAULT_RECIPE, Record, iter_records
-from tables.specs import CostColumn, MeasuredColumn, TableSpec, row_order_key
+from tables.specs import ABLATED, CostColumn, MeasuredColumn, TableSpec, row_order_key
 
 FRAME_COLUMNS = (
     "method",
@@ -36,6 +36,7 @@ FRAME_COLUMNS = (
     "dataset",
     "protocol_detail",
     "ablation",
+    "ablation_of",
 )
 
 
@@ -84,6 +85,11 @@ def _frame_rows(record: Record) -> Iterable[dict]:
         "dataset": str(prov.get("dataset") or record.extra.get("dataset") or ""),
         "protocol_detail": str(record.extra.get("protocol_detail") or ""),
         "ablation": bool(record.extra.get("ablation", False)),  # set on pretraining records
+        # the method an ablation varies (records before it was written: the name up to its first '-')
+        "ablation_of": str(
+            record.extra.get("ablation_of")
+            or (record.method.split("-")[0] if record.extra.get("ablation") else "")
+        ),
     }
     for source, values in (("metrics", record.metrics), ("cost", record.cost)):
         for name, value in values.items():
@@ -110,7 +116,11 @@ def table_rows(spec: TableSpec, frame: pd.DataFrame) -> list[Row]:
         pretrained = set(frame.loc[frame["protocol"] == "pretrain", "method"])
         rows |= {Row(m) for m in pretrained - evaluated}
     if spec.rows is not None:
-        rows = {r for r in rows if any(fnmatch(r.method, pattern) for pattern in spec.rows)}
+        patterns = set(spec.rows)
+        if ABLATED in patterns:  # every method with an ablation record: its default, variants and ablations
+            ablated = set(frame.loc[frame["ablation"].astype(bool), "ablation_of"])
+            patterns |= {p for base in ablated for p in (base, f"{base}-*")}
+        rows = {r for r in rows if any(fnmatch(r.method, pattern) for pattern in patterns)}
     else:  # ablations (a method config's 'ablations', Table 5) are rows only of the tables that name them
         ablations = set(frame.loc[frame["ablation"].astype(bool), "method"])
         rows = {r for r in rows if r.method not in ablations}

@@ -13,7 +13,8 @@ from mmengine.hub import get_config
 
 from downstream.ade20k.protocol import build_config
 from downstream.recipe import RecipeError, resolve_recipe
-from methods.backbone import EncoderLoadError, build_vit, export_encoder, read_encoder
+from methods.backbone import build_vit
+from methods.encoder_file import EncoderLoadError, export_encoder, read_encoder
 from reproduce import budget as budgets
 from reproduce import data_root
 from reproduce.pipeline import Encoder, protocol_record, random_init_encoder

@@ -14,10 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.backbone import build_vit, load_encoder, read_encoder
+from methods.backbone import build_vit
 from methods.colormae.convert import convert, encoder_file
 from methods.colormae.convert import main as convert_main
 from methods.colormae.model import ColorMAE
+from methods.encoder_file import load_encoder, read_encoder
 from methods.masking import ids_from_mask
 
 # A small arch that matches no ARCHS entry (so head counts come from the caller), 2 decoder blocks.

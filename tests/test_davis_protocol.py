@@ -15,7 +15,8 @@ from downstream.davis import run_davis
 from downstream.davis.propagation import first_frame_labels
 from downstream.davis.protocol import frame_size
 from downstream.recipe import RecipeError, resolve_recipe
-from methods.backbone import build_vit, export_encoder, load_encoder, sincos_pos_embed_2d
+from methods.backbone import build_vit, sincos_pos_embed_2d
+from methods.encoder_file import export_encoder, load_encoder
 from reproduce import bench, data_root
 from reproduce.budget import load_budget
 from reproduce.pipeline import protocol_record, random_init_encoder

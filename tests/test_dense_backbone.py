@@ -1,4 +1,4 @@
-"""The shared ViT as mmseg / mmdet backbone (downstream/backbone.py): strides whatever the patch size, strict
+"""The shared ViT as mmseg / mmdet backbone (downstream/mm_backbone.py): strides for any patch size, strict
 loading through both libraries' registries, window attention, inputs of other sizes."""
 
 from __future__ import annotations
@@ -9,14 +9,15 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as MMSEG_MODELS
 
-from downstream.backbone import (
+from downstream.mm_backbone import (
     MIMViT,
     SimpleFeaturePyramid,
     default_out_indices,
     pyramid_scales,
     windowed_block,
 )
-from methods.backbone import EncoderLoadError, build_vit, export_encoder, read_encoder
+from methods.backbone import build_vit
+from methods.encoder_file import EncoderLoadError, export_encoder, read_encoder
 
 REGISTRIES = {"mmseg": MMSEG_MODELS, "mmdet": MMDET_MODELS}
 

@@ -30,7 +30,8 @@ from downstream.optim import (
     warmup_cosine_lr,
 )
 from downstream.recipe import RecipeError, resolve_recipe
-from methods.backbone import build_vit, export_encoder
+from methods.backbone import build_vit
+from methods.encoder_file import export_encoder
 from reproduce.budget import load_budget
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,8 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 import methods
-from methods.backbone import EncoderLoadError, build_vit, export_encoder, load_encoder, read_encoder
+from methods.backbone import build_vit
+from methods.encoder_file import EncoderLoadError, export_encoder, load_encoder, read_encoder
 
 MICRO_TIMM = dict(img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=4)
 

@@ -8,8 +8,9 @@ import torch
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 
 import methods
-from methods.backbone import build_vit, load_encoder
+from methods.backbone import build_vit
 from methods.base import PARAMWISE_CFG, sample_ids_of
+from methods.encoder_file import load_encoder
 from methods.mae.convert import convert
 from methods.mae.convert import main as convert_main
 from methods.mae.model import MAE

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from methods.backbone import load_encoder
+from methods.encoder_file import load_encoder
 from reproduce import pretrain
 from tables.records import read_record
 from tests.golden.traces import BUDGET
@@ -65,7 +65,7 @@ def test_run_writes_encoder_checkpoints_and_record(full_run):
     # The exported encoder loads strictly into the shared ViT.
     import methods
 
-    vit = methods.build("mae", budget="micro").encoder
+    vit = methods.build("mae", arch="micro").encoder
     report = load_encoder(result.encoder, vit)
     assert report.fraction_loaded == 1.0
 
@@ -159,7 +159,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(golden, tmp_
     import methods
 
     torch.manual_seed(0)  # pretrain.py seeds the same way before building the model
-    init = methods.build("mae", budget="micro").encoder.state_dict()  # the golden setting's arch
+    init = methods.build("mae", arch="micro").encoder.state_dict()  # the golden setting's arch
     assert max((one[k] - init[k]).abs().max().item() for k in one) > 100 * max(worst, 1e-7)
 
 

@@ -42,7 +42,8 @@ from downstream.in1k.models import encoder_arch
 from downstream.progress import progress_bar
 from downstream.recipe import DEFAULT_RECIPE, RecipeError, Section
 from downstream.result import ProtocolResult
-from methods.backbone import ViT, build_vit, load_encoder, read_encoder
+from methods.backbone import ViT, build_vit
+from methods.encoder_file import load_encoder, read_encoder
 from synthscenes.appearance import voc_palette
 
 PROTOCOL = "davis"

@@ -29,7 +29,7 @@ from downstream.mm_run import RunHook, unwrap
 from downstream.optim import LayerDecayOptimWrapperConstructor, WarmupCosineLrHook  # noqa: F401  (registered)
 from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
 from downstream.result import FinalStep, ProtocolResult
-from methods.backbone import tensors_sha256
+from methods.encoder_file import tensors_sha256
 
 
 class RunSummaryHook(RunHook):

@@ -43,7 +43,7 @@ from downstream.optim import LARS, set_lr, warmup_cosine_lr
 from downstream.progress import progress_bar
 from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
 from downstream.result import FinalStep, ProtocolResult
-from methods.backbone import tensors_sha256
+from methods.encoder_file import tensors_sha256
 
 #: ``on_step(step, {'loss': ..., 'lr': ...}, head)``, called after every optimizer step of the probe
 StepCallback = Callable[[int, dict[str, float], nn.Module], None]

@@ -1,6 +1,6 @@
 """The networks of the IN-1K protocols: the frozen encoder with its probe head, and the fine-tune classifier.
 
-Every encoder enters through ``methods.backbone.load_encoder`` (strict): the architecture comes from the
+Every encoder enters through ``methods.encoder_file.load_encoder`` (strict): the architecture comes from the
 file's ``meta['arch']`` and every encoder tensor must land in the model.
 """
 
@@ -16,15 +16,8 @@ from mmengine.model import BaseModel
 from timm.layers import trunc_normal_
 from timm.loss import SoftTargetCrossEntropy
 
-from methods.backbone import (
-    ARCHS,
-    ENCODER_ARCH_KEYS,
-    ViT,
-    build_vit,
-    load_encoder,
-    read_encoder,
-    resolve_arch,
-)
+from methods.backbone import ARCHS, ENCODER_ARCH_KEYS, ViT, build_vit, resolve_arch
+from methods.encoder_file import load_encoder, read_encoder
 
 
 def encoder_arch(encoder: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
@@ -37,7 +30,8 @@ def encoder_arch(encoder: str | os.PathLike | Mapping[str, Any]) -> dict[str, An
     if isinstance(arch.get("arch"), str) and arch["arch"] in ARCHS:
         return {k: v for k, v in resolve_arch(arch["arch"]).items() if k in ENCODER_ARCH_KEYS}
     raise ValueError(
-        f"encoder meta['arch'] = {arch!r} names no architecture; export with methods.backbone.export_encoder"
+        f"encoder meta['arch'] = {arch!r} names no architecture; export it with "
+        "methods.encoder_file.export_encoder"
     )
 
 

@@ -10,7 +10,8 @@ model = "CMTMAE"
 config: dict = dict(
     # ---- the frozen CLIP teacher
     # CLIP file (mim-suite teacher or OpenAI's release). None: the harness supplies it (micro/tiny: the
-    # budget's teacher trained by reproduce/teacher.py; real data: OpenAI's checkpoints/clip/ViT-B-16.pt)
+    # budget's teacher trained by reproduce/clip_teacher_training.py; real data: OpenAI's
+    # checkpoints/clip/ViT-B-16.pt)
     teacher_file=None,
     # f^t: 'projected' = ln_post -> proj, the joint-space tokens MILAN regresses (512-d for ViT-B/16);
     # 'tokens' = open_clip's output tokens (after ln_post, before the projection)

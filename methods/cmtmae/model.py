@@ -27,9 +27,9 @@ from methods.base import check_choice, check_fraction
 from methods.clip_configs import config_for_grid
 from methods.clip_teacher import TARGETS, CLIPTeacher, build_random_clip, clip_teacher_from_file
 from methods.decoder import MAEDecoder
+from methods.ema import EMATeacher, cosine_momentum
 from methods.mae.model import MAE
 from methods.masking import Masking, ids_from_mask, mask_from_scores, masked_mean, num_masked, random_masking
-from methods.teachers import EMATeacher, cosine_momentum
 
 ALPHA_SCHEDULES = ("step", "linear")
 MASK_SOURCES = ("collaborative", "teacher", "student", "random")

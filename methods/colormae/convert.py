@@ -11,7 +11,7 @@ Accepted: what the official training (``tools/train.py``, mmengine's ``Checkpoin
 * With ``neck.*`` keys the result is our **ColorMAE model state**, ``{'state_dict': ColorMAE keys, 'meta'}``:
   ``ColorMAE(**arch).load_state_dict(out['state_dict'], strict=True)``.
 * Without them, or with ``--encoder-only``, it is an **encoder file** (timm keys), which
-  ``methods.backbone.read_encoder`` / ``load_encoder`` read.
+  ``methods.encoder_file.read_encoder`` / ``load_encoder`` read.
 
 Renames (``N`` a block index; one per-block rule for ``backbone.layers.N`` and ``neck.decoder_blocks.N``):
 
@@ -47,8 +47,10 @@ from typing import Any
 
 import torch
 
-from methods.backbone import ARCHS, ENCODER_ARCH_KEYS, atomic_torch_save, encoder_payload
+from methods.atomic import atomic_torch_save
+from methods.backbone import ARCHS, ENCODER_ARCH_KEYS
 from methods.convert_keys import load_official  # refuses pickled training state unless --trust-pickle
+from methods.encoder_file import encoder_payload
 
 SOURCE = "carlosh93/ColorMAE (official ColorMAE checkpoint, mmpretrain 1.0.2 MAE naming)"
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from methods.backbone import atomic_torch_save, encoder_payload
+from methods.atomic import atomic_torch_save
 from methods.convert_keys import (
     MAE_DECODER_RENAMES,
     encoder_keys,
@@ -36,6 +36,7 @@ from methods.convert_keys import (
     to_model_keys,
     without_ddp_prefix,
 )
+from methods.encoder_file import encoder_payload
 
 RENAMES = {  # official models_mae_learn_loss.py name -> ours: the loss predictor's, then MAE's decoder's
     "decoder_blocks_losspred.": "loss_predictor.blocks.",

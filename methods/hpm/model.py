@@ -18,9 +18,9 @@ import torch.nn as nn
 from methods.backbone import init_mae_
 from methods.base import check_choice, check_fraction
 from methods.decoder import decoder_blocks
+from methods.ema import EMATeacher, Networks
 from methods.mae.model import MAE
 from methods.masking import Masking, ids_from_mask, mask_from_scores, num_masked
-from methods.teachers import EMATeacher, Networks
 
 OBJECTIVES = ("relative", "absolute")
 PIXEL_TARGETS = ("pixels", "norm_pixels", "budget")

@@ -5,7 +5,7 @@
 Accepted: what the official scripts save (``{'model': state_dict, ...}``) or a bare state dict.
 
 * Encoder-only files (the released ``mae_pretrain_vit_{base,large,huge}.pth``) become an **encoder file**,
-  ``{'state_dict': timm keys, 'meta': {...}}``, which ``methods.backbone.load_encoder`` reads.
+  ``{'state_dict': timm keys, 'meta': {...}}``, which ``methods.encoder_file.load_encoder`` reads.
 * Files with decoder keys (``*_full.pth``, training checkpoints) become our **MAE model state**,
   ``{'state_dict': MAE keys, 'meta': {...}}``: ``MAE.load_state_dict(out['state_dict'], strict=True)``, or
   mmengine's ``load_checkpoint``.
@@ -24,8 +24,10 @@ from typing import Any
 
 import torch
 
-from methods.backbone import ARCHS, atomic_torch_save, encoder_payload
+from methods.atomic import atomic_torch_save
+from methods.backbone import ARCHS
 from methods.convert_keys import MAE_DECODER_RENAMES, load_official, to_model_keys
+from methods.encoder_file import encoder_payload
 
 SOURCE = "facebookresearch/mae (official MAE checkpoint)"
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from methods.backbone import atomic_torch_save, encoder_payload
+from methods.atomic import atomic_torch_save
 from methods.convert_keys import (
     MAE_DECODER_RENAMES,
     encoder_keys,
@@ -32,6 +32,7 @@ from methods.convert_keys import (
     to_model_keys,
     without_ddp_prefix,
 )
+from methods.encoder_file import encoder_payload
 
 SOURCE = "youngwanLEE/rc-mae (official RC-MAE checkpoint)"
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 
 from methods.base import check_choice
+from methods.ema import EMATeacher, Networks, cosine_momentum
 from methods.mae.model import MAE
 from methods.masking import Masking, masked_mean
-from methods.teachers import EMATeacher, Networks, cosine_momentum
 
 SCHEDULES = ("code", "paper")
 

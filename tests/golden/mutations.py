@@ -235,14 +235,14 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "ema-inverted",
         "EMA momentum inverted: teacher = (1 - m) teacher + m student (the teacher copies the student)",
-        "methods.teachers:ema_update",
+        "methods.ema:ema_update",
         wrap_args(_set("m", lambda m: 1.0 - m)),
         EMA_USERS,
     ),
     Mutation(
         "ema-skipped",
         "the EMA update skipped (the teacher never moves)",
-        "methods.teachers:EMATeacher.update",
+        "methods.ema:EMATeacher.update",
         lambda original: lambda self, student, momentum: None,
         EMA_USERS,
     ),

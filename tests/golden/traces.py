@@ -78,7 +78,7 @@ def produced_by(threads: int) -> dict[str, Any]:
 def fingerprint(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     """sum, sum of squares and sum of absolute values (float64) of every float tensor, and the sha256 of all
     tensors. ``abssum`` is the scale the sum is compared at (a sum near zero has no useful relative error)."""
-    from methods.backbone import tensors_sha256
+    from methods.encoder_file import tensors_sha256
 
     floats = [t.detach().double().reshape(-1) for t in state.values() if t.is_floating_point()]
     flat = torch.cat(floats) if floats else torch.zeros(0, dtype=torch.float64)
@@ -206,7 +206,7 @@ BUDGET_CHANGES: dict[str, dict[str, Any]] = {"mae+file-reader": {"pretrain.in_me
 
 def method_trace(name: str, setting: Setting) -> Trace:
     """``name`` pretrained for the budget's 24 steps by ``reproduce.pretrain.run``, as its CLI would."""
-    from methods.backbone import read_encoder
+    from methods.encoder_file import read_encoder
     from reproduce import pretrain
     from tables.records import read_record
 

@@ -6,7 +6,7 @@
 _base_ = ["mmseg::mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py"]
 
 custom_imports = dict(
-    imports=["downstream.backbone", "downstream.optim", "downstream.datasets.ade20k"],
+    imports=["downstream.mm_backbone", "downstream.optim", "downstream.datasets.ade20k"],
     allow_failed_imports=False,
 )
 

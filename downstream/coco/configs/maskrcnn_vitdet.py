@@ -9,7 +9,12 @@ _base_ = [
 ]
 
 custom_imports = dict(
-    imports=["downstream.backbone", "downstream.optim", "downstream.datasets.coco", "downstream.coco.norm"],
+    imports=[
+        "downstream.mm_backbone",
+        "downstream.optim",
+        "downstream.datasets.coco",
+        "downstream.coco.norm",
+    ],
     allow_failed_imports=False,
 )
 

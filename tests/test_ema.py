@@ -8,8 +8,7 @@ import torch
 import torch.nn as nn
 
 from methods.backbone import ARCHS
-from methods.mae.model import MAE
-from methods.teachers import (
+from methods.ema import (
     EMATeacher,
     Networks,
     cosine_momentum,
@@ -17,6 +16,7 @@ from methods.teachers import (
     momentum_from_half_life,
     small_budget_momentum,
 )
+from methods.mae.model import MAE
 
 
 def _filled(value: float) -> nn.Module:

@@ -13,8 +13,8 @@ only for patch 16; with patch 8 it gives strides 2..16 and Mask R-CNN's anchors 
 silently wrong (nothing raises: found while calibrating the CPU budgets). mmseg's ``Feature2Pyramid`` accepts
 only the factors 4/2/1/0.5/0.25, so patch 4 (0.125) needs this adapter's own rescaling.
 
-Loading (``init_weights``) goes through ``methods.backbone.load_encoder`` with two declared transforms: the
-position embedding is resampled to the crop's grid, and the file's final norm is dropped (the dense
+Loading (``init_weights``) goes through ``methods.encoder_file.load_encoder`` with two declared transforms:
+the position embedding is resampled to the crop's grid, and the file's final norm is dropped (the dense
 protocols take block outputs before it, as BEiT/MAE's segmentation backbone and ViTDet). A renamed key, a
 missing block or a wrong shape stops the run with the key named; ``load_report`` (sha256 of the loaded
 tensors, transforms) goes into the run record. Inputs of any size that is a multiple of the patch size are
@@ -44,7 +44,8 @@ from mmseg.registry import MODELS as MMSEG_MODELS
 from timm.layers import LayerNorm2d, resample_abs_pos_embed
 from timm.models.vision_transformer import Block
 
-from methods.backbone import ViT, build_vit, load_encoder, read_encoder, resolve_arch
+from methods.backbone import ViT, build_vit, resolve_arch
+from methods.encoder_file import load_encoder, read_encoder
 
 #: Output strides of the four pyramid levels every dense head here expects (UperNet; Mask R-CNN's anchors and
 #: RoI extractor).
