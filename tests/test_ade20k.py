@@ -12,13 +12,14 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 
 from downstream.ade20k.protocol import build_config
-from downstream.recipe import RecipeError, resolve_recipe
+from downstream.recipe import resolve_recipe
 from methods.backbone import build_vit
 from methods.encoder_file import EncoderLoadError, export_encoder, read_encoder
 from reproduce import budget as budgets
 from reproduce import data_root
 from reproduce.pipeline import Encoder, protocol_record, random_init_encoder
 from tables.records import read_record
+from tests.protocol_helpers import assert_recipe_error, bad_root_exit
 
 MMSEG_MAE = "mmseg::mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py"
 
@@ -130,11 +131,7 @@ def test_micro_config_is_the_budget_section(micro, tmp_path):
     ],
 )
 def test_recipe_errors_are_one_line_and_name_the_key(micro, change, message):
-    cfg = {"budget": "micro", "ade20k": micro.ade20k.to_dict()}
-    change(cfg["ade20k"])
-    with pytest.raises(RecipeError, match=message) as e:
-        resolve_recipe(cfg, "ade20k")
-    assert "\n" not in str(e.value) and "reproduce/budgets/micro.py" in str(e.value)
+    assert_recipe_error(micro, "ade20k", change, message)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -254,14 +251,7 @@ def test_table2_renders(micro, tmp_path, monkeypatch):
 
 def test_table2_stops_early_on_a_bad_ade20k_root(tmp_path, monkeypatch):
     """A missing ADE20K split is one line naming the path before any pretraining starts."""
-    from reproduce import pipeline, table2
+    from reproduce import table2
 
-    calls = []
-    monkeypatch.setattr(pipeline, "pretrain_encoder", lambda *a, **k: calls.append(a))
-    data = tmp_path / "data"
-    (data / "ade20k" / "images" / "training").mkdir(parents=True)
-    monkeypatch.setattr(data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test"))
-    with pytest.raises(SystemExit) as e:
-        table2.main(["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])
-    assert str(e.value).startswith("error: ") and "ade20k/annotations/training" in str(e.value)
-    assert "\n" not in str(e.value) and not calls
+    message = bad_root_exit(table2, "ade20k/images/training", tmp_path, monkeypatch)
+    assert "ade20k/annotations/training" in message

@@ -14,12 +14,14 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from downstream.coco.protocol import CONFIG_DIR, PROTOCOLS, detector_config
+from downstream.mm_run import quiet_mmengine
 from downstream.recipe import RecipeError, resolve_recipe
 from methods.backbone import ARCHS, ENCODER_ARCH_KEYS
 from reproduce import data_root
 from reproduce.budget import load_budget
-from reproduce.pipeline import protocol_record, quiet_mmengine, random_init_encoder
+from reproduce.pipeline import protocol_record, random_init_encoder
 from tables.records import read_record
+from tests.protocol_helpers import bad_root_exit
 
 
 @pytest.fixture(scope="module")
@@ -195,17 +197,8 @@ def test_run_coco_micro_writes_a_record(micro, micro_data, encoder, tmp_path):
 
 def test_table3_stops_early_on_a_bad_coco_root(tmp_path, monkeypatch):
     """A missing COCO annotation file is one line naming the path before any pretraining starts."""
-    from reproduce import pipeline, table3
+    from reproduce import table3
 
-    calls = []
-    monkeypatch.setattr(pipeline, "pretrain_encoder", lambda *a, **k: calls.append(a))
-    data = tmp_path / "data"
-    (data / "coco").mkdir(parents=True)
-    monkeypatch.setattr(data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test"))
-    with pytest.raises(SystemExit) as e:
-        table3.main(["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])
-    message = str(e.value)
-    assert message.startswith("error: ") and "\n" not in message
+    message = bad_root_exit(table3, "coco", tmp_path, monkeypatch)
     assert "coco/annotations/instances_train2017.json: missing annotation file" in message
-    assert not calls
     assert not Path(tmp_path / "records").exists()

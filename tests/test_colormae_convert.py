@@ -27,20 +27,17 @@ ARCH = dict(
     decoder_embed_dim=32, decoder_depth=2, decoder_num_heads=2, mlp_ratio=4.0,
 )  # fmt: skip
 HEADS = ["--num-heads", "4", "--decoder-num-heads", "2"]
+# The released colormae-green-epoch_*.pth: ViT-B/16 at 224, a 512 x 8 decoder (head counts are not weights).
+VIT_B = dict(
+    img_size=224, patch_size=16, embed_dim=768, depth=12,
+    decoder_embed_dim=512, decoder_depth=8, mlp_ratio=4.0,
+)  # fmt: skip
 
 
-def mmpretrain_mae_state(
-    embed_dim: int = 64,
-    depth: int = 4,
-    decoder_embed_dim: int = 32,
-    decoder_depth: int = 2,
-    patch_size: int = 4,
-    grid: int = 8,
-    mlp_ratio: int = 4,
-    device: str = "cpu",
-) -> dict[str, torch.Tensor]:
-    """mmpretrain's ``MAE`` state dict for ColorMAE's config, every tensor random (LayerNorms included, so a
-    wrong mapping cannot pass by accident). Names and shapes as read in open-mmlab/mmpretrain v1.0.2
+def mmpretrain_mae_state(arch: dict = ARCH, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """mmpretrain's ``MAE`` state dict for ColorMAE's config, shaped by ``arch`` (our arch keys; no decoder
+    when ``decoder_depth`` is 0), every tensor random (LayerNorms included, so a wrong mapping cannot pass by
+    accident). Names and shapes as read in open-mmlab/mmpretrain v1.0.2
     (732b0f4c9869d952eca7d66cb82ad0be8d83cc10; the same files at ee7f2e88501f61aa95c742dd5f429f039935ee90) and
     open-mmlab/mmcv v2.0.1 (fc038a386a42d1f36d9ec49169d5817a52c70b8e):
 
@@ -63,7 +60,9 @@ def mmpretrain_mae_state(
       buffers are not persistent (mmengine ``ImgDataPreprocessor``).
     """
     gen = torch.Generator().manual_seed(0)
-    D, Dd, N = embed_dim, decoder_embed_dim, grid * grid
+    D, depth, patch_size = arch["embed_dim"], arch["depth"], arch["patch_size"]
+    Dd, decoder_depth = arch["decoder_embed_dim"], arch["decoder_depth"]
+    N = (arch["img_size"] // patch_size) ** 2
     shapes: dict[str, tuple[int, ...]] = {
         "backbone.cls_token": (1, 1, D),
         "backbone.pos_embed": (1, N + 1, D),
@@ -72,7 +71,7 @@ def mmpretrain_mae_state(
     }
 
     def layer(prefix: str, dim: int) -> dict[str, tuple[int, ...]]:
-        hidden = mlp_ratio * dim
+        hidden = int(arch["mlp_ratio"] * dim)
         return {
             f"{prefix}.ln1.weight": (dim,),
             f"{prefix}.ln1.bias": (dim,),
@@ -172,7 +171,7 @@ def test_every_tensor_lands_where_the_mapping_says(official, model):
 def test_released_vit_b_shapes_name_their_architecture():
     """ViT-B/16 with the 512 x 8 decoder (the released colormae-green-epoch_*.pth): 254 tensors, and the arch
     (head counts included) comes from ARCHS. Meta tensors: shapes without memory."""
-    state = mmpretrain_mae_state(768, 12, 512, 8, 16, 14, device="meta")
+    state = mmpretrain_mae_state(VIT_B, device="meta")
     assert len(state) == 150 + 104  # backbone 2 + 2 + 12 x 12 + 2; neck 4 + 8 x 12 + 2 + 2
     # the parameter count the ColorMAE README (111.91 M) and mmpretrain's configs/mae/metafile.yml report
     assert sum(t.numel() for t in state.values()) == 111_907_840

@@ -14,13 +14,14 @@ from PIL import Image
 from downstream.davis import run_davis
 from downstream.davis.propagation import first_frame_labels
 from downstream.davis.protocol import frame_size
-from downstream.recipe import RecipeError, resolve_recipe
+from downstream.recipe import resolve_recipe
 from methods.backbone import build_vit, sincos_pos_embed_2d
 from methods.encoder_file import export_encoder, load_encoder
 from reproduce import bench, data_root
 from reproduce.budget import load_budget
 from reproduce.pipeline import protocol_record, random_init_encoder
 from tables.records import read_record
+from tests.protocol_helpers import assert_recipe_error, bad_root_exit
 
 DINO = Path(__file__).parent / "fixtures" / "davis" / "dino"
 
@@ -115,11 +116,7 @@ def test_run_davis_writes_fresh_results_and_a_record(micro, micro_data, tmp_path
     ],
 )
 def test_recipe_errors_are_one_line_and_name_the_key(micro, change, message):
-    cfg = {"budget": "micro", "davis": micro.davis.to_dict()}
-    change(cfg["davis"])
-    with pytest.raises(RecipeError, match=message) as e:
-        resolve_recipe(cfg, "davis")
-    assert "\n" not in str(e.value) and "reproduce/budgets/micro.py" in str(e.value)
+    assert_recipe_error(micro, "davis", change, message)
 
 
 def test_every_budget_has_a_valid_davis_recipe():
@@ -182,16 +179,7 @@ def test_table4_renders_with_its_visualisation(tmp_path):
 
 def test_table4_stops_early_on_a_bad_davis_root(tmp_path, monkeypatch):
     """A missing DAVIS root is one line naming the path before any pretraining starts."""
-    from reproduce import pipeline, table4
+    from reproduce import table4
 
-    calls = []
-    monkeypatch.setattr(pipeline, "pretrain_encoder", lambda *a, **k: calls.append(a))
-    data = tmp_path / "data"
-    (data / "imagenet").mkdir(parents=True)
-    monkeypatch.setattr(data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test"))
-    with pytest.raises(SystemExit) as e:
-        table4.main(["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])
-    assert str(e.value).startswith(
-        "error: "
-    ) and "davis/ImageSets/2017/val.txt: missing sequence list" in str(e.value)
-    assert "\n" not in str(e.value) and not calls
+    message = bad_root_exit(table4, "imagenet", tmp_path, monkeypatch)
+    assert "davis/ImageSets/2017/val.txt: missing sequence list" in message

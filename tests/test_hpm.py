@@ -8,9 +8,8 @@ from methods.hpm.convert import convert, encoder_file
 from methods.hpm.convert import main as convert_main
 from methods.hpm.model import HPM, absolute_loss, code_momentum, hpm_mask, relative_loss
 from methods.masking import num_masked, per_sample_noise, random_masking
-from tests.test_mae import FIXTURES as MAE_FIXTURES
+from tests.parity_helpers import converted_model, load_parity, max_state_error
 
-FIXTURES = MAE_FIXTURES.parent / "hpm_parity"
 TOL = 1e-5
 #: the EMA moves by (1 - m) ~ 1e-3 of a step: a decay off by 9e-6 (another epoch's) shifts it by ~8e-7
 EMA_TOL = 3e-7
@@ -18,25 +17,18 @@ EMA_TOL = 3e-7
 
 @pytest.fixture(scope="module")
 def official():
-    checkpoint = torch.load(FIXTURES / "checkpoint.pth", weights_only=True)
-    reference = torch.load(FIXTURES / "reference.pth", weights_only=True)
-    return checkpoint, reference
+    return load_parity("hpm")
 
 
 def parity_model(official, **keys) -> HPM:
-    checkpoint, reference = official
-    arch = {k: v for k, v in reference["config"].items() if k != "in_chans"}
-    model = HPM(**{"norm_pix_loss": True, **arch, **keys})  # the budget's True is overridden by 'pixels'
-    model.load_state_dict(convert(checkpoint)["state_dict"], strict=True)
-    return model.eval()
+    # the budget's norm_pix_loss=True is overridden by pixel_target='pixels'
+    return converted_model(HPM, convert, official, **{"norm_pix_loss": True, **keys}).eval()
 
 
-def max_state_error(model: HPM, official_state: dict, network: str) -> float:
+def state_error(model: HPM, official_state: dict, network: str) -> float:
     """Largest |ours - official| over one network ('model' or 'ema') of our HPM."""
     converted = convert({"state_dict": official_state, "ema_state_dict": official_state})["state_dict"]
-    ours = model.state_dict()
-    keys = [k for k in converted if k.startswith("teacher.") == (network == "ema")]
-    return max((ours[k] - converted[k]).abs().max().item() for k in keys)
+    return max_state_error(model, converted, teacher=network == "ema")
 
 
 # ---- parity with the official code (fixture: tests/fixtures/generate_hpm_parity.py) ------------------
@@ -110,14 +102,14 @@ def test_parity_of_the_training_step_and_the_ema(official):
     optimizer.step()
     assert model.momentum() == pytest.approx(ref["ema_decay"], abs=1e-12)  # 0.999009
     model.after_train_step()
-    assert max_state_error(model, ref["model_after"], "model") < TOL
-    assert max_state_error(model, ref["ema_after"], "ema") < EMA_TOL  # measured 3e-8
+    assert state_error(model, ref["model_after"], "model") < TOL
+    assert state_error(model, ref["ema_after"], "ema") < EMA_TOL  # measured 3e-8
     # a momentum of another epoch misses the official EMA
     wrong = parity_model(official, momentum_schedule="code")
     wrong.load_state_dict(model.state_dict())
     wrong.teacher.load_state_dict(parity_model(official).teacher.state_dict())
     wrong.teacher.update(wrong.student(), code_momentum(0))  # 0.999 instead of 0.999009
-    assert max_state_error(wrong, ref["ema_after"], "ema") > EMA_TOL  # measured 8e-7
+    assert state_error(wrong, ref["ema_after"], "ema") > EMA_TOL  # measured 8e-7
 
 
 def test_parity_of_the_curriculum_counts(official):

@@ -8,33 +8,25 @@ from methods.masking import random_masking
 from methods.rcmae.convert import convert, teacher_encoder
 from methods.rcmae.convert import main as convert_main
 from methods.rcmae.model import RCMAE
-from tests.test_mae import FIXTURES as MAE_FIXTURES
+from tests.parity_helpers import converted_model, load_parity, max_state_error
 
-FIXTURES = MAE_FIXTURES.parent / "rcmae_parity"
 TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
 def official():
-    checkpoint = torch.load(FIXTURES / "checkpoint.pth", weights_only=True)
-    reference = torch.load(FIXTURES / "reference.pth", weights_only=True)
-    return checkpoint, reference
+    return load_parity("rcmae")
 
 
 def parity_model(official, **keys) -> RCMAE:
-    checkpoint, reference = official
-    arch = {k: v for k, v in reference["config"].items() if k != "in_chans"}
-    model = RCMAE(**arch, norm_pix_loss=True, gamma=reference["gamma"], **keys)
-    model.load_state_dict(convert(checkpoint)["state_dict"], strict=True)
-    return model
+    gamma = official[1]["gamma"]
+    return converted_model(RCMAE, convert, official, norm_pix_loss=True, gamma=gamma, **keys)
 
 
-def max_state_error(model: RCMAE, official_state: dict, network: str) -> float:
+def state_error(model: RCMAE, official_state: dict, network: str) -> float:
     """Largest |ours - official| over one network ('student' or 'teacher') of the model."""
     converted = convert({"student": official_state, "teacher": official_state})["state_dict"]
-    ours = model.state_dict()
-    keys = [k for k in converted if k.startswith("teacher.") == (network == "teacher")]
-    return max((ours[k] - converted[k]).abs().max().item() for k in keys)
+    return max_state_error(model, converted, teacher=network == "teacher")
 
 
 # ---- parity with the official code (fixture: tests/fixtures/generate_rcmae_parity.py) ------------------
@@ -74,12 +66,12 @@ def test_parity_of_the_training_step_and_the_ema(official):
     _, ref = official
     model = parity_model(official)
     one_official_step(model, ref)
-    assert max_state_error(model, ref["student_after"], "student") < TOL  # gradients of L_rec + L_cons
-    assert max_state_error(model, ref["teacher_after"], "teacher") < TOL  # EMA with m = schedule[0]
+    assert state_error(model, ref["student_after"], "student") < TOL  # gradients of L_rec + L_cons
+    assert state_error(model, ref["teacher_after"], "teacher") < TOL  # EMA with m = schedule[0]
     # the per-run ("paper") reading indexes the cosine with the global step: m = 0.998, another teacher
     paper = parity_model(official, momentum_schedule="paper")
     one_official_step(paper, ref)
-    assert max_state_error(paper, ref["teacher_after"], "teacher") > 1e-4
+    assert state_error(paper, ref["teacher_after"], "teacher") > 1e-4
 
 
 def test_momentum_schedule_readings(official):

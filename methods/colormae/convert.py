@@ -38,18 +38,16 @@ key, a missing key, or a layer-scale / extra-norm variant is an error naming the
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import torch
 
-from methods.atomic import atomic_torch_save
 from methods.backbone import ARCHS, ENCODER_ARCH_KEYS
-from methods.convert_keys import load_official  # refuses pickled training state unless --trust-pickle
+from methods.convert_keys import converter_parser, run_converter  # pickled state needs --trust-pickle
 from methods.encoder_file import encoder_payload
 
 SOURCE = "carlosh93/ColorMAE (official ColorMAE checkpoint, mmpretrain 1.0.2 MAE naming)"
@@ -223,30 +221,18 @@ def _block_indices(state: dict[str, torch.Tensor], prefix: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m methods.colormae.convert", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("src", type=Path, help="official ColorMAE checkpoint (mmengine .pth)")
-    parser.add_argument("dst", type=Path, help="output file (.pth)")
-    parser.add_argument("--encoder-only", action="store_true", help="write the encoder file only")
-    parser.add_argument(
-        "--trust-pickle", action="store_true", help="load SRC with weights_only=False (files you trust only)"
+    parser = converter_parser(
+        "methods.colormae.convert",
+        __doc__,
+        "official ColorMAE checkpoint (mmengine .pth)",
+        ("--encoder-only", "write the encoder file only"),
     )
     parser.add_argument("--num-heads", type=int, help="encoder heads, for shapes no ARCHS entry matches")
     parser.add_argument("--decoder-num-heads", type=int, help="decoder heads, likewise")
     args = parser.parse_args(argv)
     heads = dict(num_heads=args.num_heads, decoder_num_heads=args.decoder_num_heads)
-    try:
-        checkpoint = load_official(args.src, args.trust_pickle)
-        out = encoder_file(checkpoint, **heads) if args.encoder_only else convert(checkpoint, **heads)
-    except ValueError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-    out["meta"]["source_file"] = args.src.name
-    atomic_torch_save(out, args.dst)
-    kind = "encoder file" if out["meta"]["kind"] == "encoder" else "ColorMAE model state"
-    print(f"{args.src} -> {args.dst}: {kind}, {len(out['state_dict'])} tensors, arch {out['meta']['arch']}")
-    return 0
+    conversion = partial(encoder_file if args.encoder_only else convert, **heads)
+    return run_converter(parser, args, conversion, model_state="ColorMAE model state", one_line_errors=True)
 
 
 if __name__ == "__main__":

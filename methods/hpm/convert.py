@@ -21,18 +21,16 @@ linear-probe scripts load; ``--ema`` takes the EMA's (``main_finetune.py --teach
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from methods.atomic import atomic_torch_save
 from methods.convert_keys import (
     MAE_DECODER_RENAMES,
+    converter_parser,
     encoder_keys,
-    load_official,  # the same file format as MAE's: tensors plus a pickled argparse.Namespace
+    run_converter,  # load_official: MAE's file format, tensors plus a pickled argparse.Namespace
     to_model_keys,
     without_ddp_prefix,
 )
@@ -102,25 +100,19 @@ def _network(checkpoint: dict[str, Any], entries: tuple[str, ...], bare_ok: bool
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m methods.hpm.convert", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("src", type=Path, help="official HPM checkpoint (.pth)")
-    parser.add_argument("dst", type=Path, help="output file (.pth)")
-    parser.add_argument("--encoder-only", action="store_true", help="write an encoder file")
-    parser.add_argument("--ema", action="store_true", help="with --encoder-only: the EMA's encoder")
-    parser.add_argument(
-        "--trust-pickle", action="store_true", help="load SRC with weights_only=False (files you trust only)"
+    parser = converter_parser(
+        "methods.hpm.convert",
+        __doc__,
+        "official HPM checkpoint (.pth)",
+        ("--encoder-only", "write an encoder file"),
+        ("--ema", "with --encoder-only: the EMA's encoder"),
     )
     args = parser.parse_args(argv)
     if args.ema and not args.encoder_only:
         parser.error("--ema needs --encoder-only (the full conversion always holds both networks)")
-    checkpoint = load_official(args.src, args.trust_pickle)
-    out = encoder_file(checkpoint, args.ema) if args.encoder_only else convert(checkpoint)
-    out["meta"]["source_file"] = args.src.name
-    atomic_torch_save(out, args.dst)
-    print(f"{args.src} -> {args.dst}: {out['meta']['kind']}, {len(out['state_dict'])} tensors")
-    return 0
+    if args.encoder_only:
+        return run_converter(parser, args, lambda checkpoint: encoder_file(checkpoint, args.ema))
+    return run_converter(parser, args, convert)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,14 @@ decoder keys are renamed (``decoder_embed`` -> ``decoder.embed``, ...). Any othe
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from methods.atomic import atomic_torch_save
 from methods.backbone import ARCHS
-from methods.convert_keys import MAE_DECODER_RENAMES, load_official, to_model_keys
+from methods.convert_keys import MAE_DECODER_RENAMES, converter_parser, run_converter, to_model_keys
 from methods.encoder_file import encoder_payload
 
 SOURCE = "facebookresearch/mae (official MAE checkpoint)"
@@ -77,21 +74,8 @@ def infer_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m methods.mae.convert", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("src", type=Path, help="official MAE checkpoint (.pth)")
-    parser.add_argument("dst", type=Path, help="output file (.pth)")
-    parser.add_argument(
-        "--trust-pickle", action="store_true", help="load SRC with weights_only=False (files you trust only)"
-    )
-    args = parser.parse_args(argv)
-    out = convert(load_official(args.src, args.trust_pickle))
-    out["meta"]["source_file"] = args.src.name
-    atomic_torch_save(out, args.dst)
-    kind = "encoder file" if out["meta"]["kind"] == "encoder" else "MAE model state"
-    print(f"{args.src} -> {args.dst}: {kind}, {len(out['state_dict'])} tensors, arch {out['meta']['arch']}")
-    return 0
+    parser = converter_parser("methods.mae.convert", __doc__, "official MAE checkpoint (.pth)")
+    return run_converter(parser, parser.parse_args(argv), convert, model_state="MAE model state")
 
 
 if __name__ == "__main__":

@@ -17,18 +17,16 @@ For evaluation, ``--encoder-only`` writes the teacher's encoder as an encoder fi
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from methods.atomic import atomic_torch_save
 from methods.convert_keys import (
     MAE_DECODER_RENAMES,
+    converter_parser,
     encoder_keys,
-    load_official,  # the same file format as MAE's: tensors plus a pickled argparse.Namespace
+    run_converter,  # load_official: MAE's file format, tensors plus a pickled argparse.Namespace
     to_model_keys,
     without_ddp_prefix,
 )
@@ -62,22 +60,14 @@ def _network(checkpoint: dict[str, Any], name: str) -> dict[str, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m methods.rcmae.convert", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("src", type=Path, help="official RC-MAE checkpoint (.pth)")
-    parser.add_argument("dst", type=Path, help="output file (.pth)")
-    parser.add_argument("--encoder-only", action="store_true", help="write the teacher's encoder file")
-    parser.add_argument(
-        "--trust-pickle", action="store_true", help="load SRC with weights_only=False (files you trust only)"
+    parser = converter_parser(
+        "methods.rcmae.convert",
+        __doc__,
+        "official RC-MAE checkpoint (.pth)",
+        ("--encoder-only", "write the teacher's encoder file"),
     )
     args = parser.parse_args(argv)
-    checkpoint = load_official(args.src, args.trust_pickle)
-    out = teacher_encoder(checkpoint) if args.encoder_only else convert(checkpoint)
-    out["meta"]["source_file"] = args.src.name
-    atomic_torch_save(out, args.dst)
-    print(f"{args.src} -> {args.dst}: {out['meta']['kind']}, {len(out['state_dict'])} tensors")
-    return 0
+    return run_converter(parser, args, teacher_encoder if args.encoder_only else convert)
 
 
 if __name__ == "__main__":
