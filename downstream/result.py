@@ -1,4 +1,7 @@
-"""What every protocol returns, built in one place with the same field names.
+"""What every protocol is given (``ProtocolInputs``) and what it returns (``ProtocolResult``), each built in
+one place with the same field names for every protocol.
+
+    result = run_linear_probe(ProtocolInputs(encoder, budget_cfg, imagenet_root, work_dir, seed=1))
 
     return ProtocolResult(
         PROTOCOL, seed, metrics, recipe=r, load_report=report, timings=timings, data=data,
@@ -15,9 +18,36 @@ The dict is what ``reproduce.pipeline.protocol_record`` writes into a record and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from tables.records import DEFAULT_RECIPE
+
+
+@dataclass(frozen=True)
+class ProtocolInputs:
+    """One protocol run: the encoder file, the budget (the protocol's section holds the recipe), the
+    protocol's dataset root, where the run writes, its seed and recipe (``downstream.recipe``), and how it
+    runs. ``launcher``, ``log_level`` and ``hooks`` (added to the Runner) matter to the Runner-based protocols
+    only (fine-tune, ADE20K, COCO); the k-NN writes no files (``work_dir`` unused)."""
+
+    encoder_path: str | os.PathLike
+    budget_cfg: Mapping[str, Any]
+    data_root: str | os.PathLike
+    work_dir: str | os.PathLike | None = None
+    seed: int = 0
+    recipe: str = DEFAULT_RECIPE
+    progress: bool = True
+    device: Any = None  # a torch device or its name; None: CUDA when available (where the protocol allows)
+    launcher: str = "none"
+    log_level: str = "WARNING"
+    hooks: Sequence[Any] = ()  # mmengine hooks
+
+    def where(self) -> tuple[str | os.PathLike, Mapping[str, Any], str | os.PathLike, Any, int, str]:
+        """(encoder_path, budget_cfg, data_root, work_dir, seed, recipe): what every protocol starts from."""
+        return self.encoder_path, self.budget_cfg, self.data_root, self.work_dir, self.seed, self.recipe
 
 
 @dataclass(frozen=True)

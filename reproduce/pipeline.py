@@ -22,6 +22,7 @@ import torch
 from mmengine.config import Config
 
 from downstream.mm_run import quiet_mmengine
+from downstream.result import ProtocolInputs
 from methods.backbone import ENCODER_ARCH_KEYS, build_vit
 from methods.encoder_file import export_encoder
 from reproduce import pretrain
@@ -230,7 +231,7 @@ def in1k_protocols(
     def on(fn: Callable[..., dict[str, Any]]) -> Callable[[Encoder, int], dict[str, Any]]:
         def run(enc: Encoder, seed: int) -> dict[str, Any]:
             out = work_dir / "eval" / cfg.budget / enc.method / f"pretrain{enc.pretrain_seed}"
-            return fn(enc.path, cfg, data.imagenet, out, seed=seed, progress=False)
+            return fn(ProtocolInputs(enc.path, cfg, data.imagenet, out, seed=seed, progress=False))
 
         return run
 

@@ -25,6 +25,7 @@ from downstream.ade20k import run_ade20k
 from downstream.ade20k.protocol import num_classes_of
 from downstream.datasets.ade20k_layout import check_ade20k_root
 from downstream.recipe import resolve_recipe
+from downstream.result import ProtocolInputs
 from reproduce.pipeline import Encoder, Protocol, TableRun, eval_dir, prepare_table, table_parser
 
 
@@ -47,7 +48,9 @@ def run_table(t: TableRun) -> Path | None:
 
     def run(enc: Encoder, seed: int) -> dict:
         out = eval_dir(t.work_dir, t.cfg, enc, "ade20k")
-        return run_ade20k(enc.path, t.cfg, t.data.ade20k, out, seed=seed, progress=sys.stderr.isatty())
+        return run_ade20k(
+            ProtocolInputs(enc.path, t.cfg, t.data.ade20k, out, seed, progress=sys.stderr.isatty())
+        )
 
     if not t.run([Protocol("ade20k", "ADE20K UperNet", run)]):
         return None

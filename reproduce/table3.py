@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from downstream.coco.protocol import PROTOCOLS
 from downstream.datasets.coco_layout import check_coco_root
 from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
+from downstream.result import ProtocolInputs
 from reproduce.pipeline import Encoder, Protocol, TableRun, eval_dir, prepare_table, table_parser
 
 
@@ -65,10 +66,8 @@ def run_table(t: TableRun, protocol: str | None = None) -> Path | None:
         from downstream.coco import run_coco
 
         out = eval_dir(t.work_dir, t.cfg, enc, "coco")
-        progress = sys.stderr.isatty()
-        return run_coco(
-            enc.path, t.cfg, t.data.coco, out, seed=seed, recipe=protocol or DEFAULT_RECIPE, progress=progress
-        )
+        recipe = protocol or DEFAULT_RECIPE
+        return run_coco(ProtocolInputs(enc.path, t.cfg, t.data.coco, out, seed, recipe, sys.stderr.isatty()))
 
     if not t.run([Protocol("coco", "COCO Mask R-CNN", run)]):
         return None

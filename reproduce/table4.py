@@ -26,6 +26,7 @@ from downstream.datasets.davis import check_davis_root
 from downstream.davis import run_davis
 from downstream.davis.visualize import sequence_panel
 from downstream.recipe import resolve_recipe
+from downstream.result import ProtocolInputs
 from reproduce.pipeline import Encoder, Protocol, TableRun, eval_dir, prepare_table, table_parser
 from tables.specs import row_order_key
 
@@ -55,7 +56,7 @@ def run_table(t: TableRun, sequence: str | None = None) -> Path | None:
 
     def run(enc: Encoder, seed: int) -> dict:
         out = eval_dir(t.work_dir, cfg, enc, "davis")
-        result = run_davis(enc.path, cfg, data.davis, out, seed=seed, progress=sys.stderr.isatty())
+        result = run_davis(ProtocolInputs(enc.path, cfg, data.davis, out, seed, progress=sys.stderr.isatty()))
         if enc.pretrain_seed == first_seed:  # the visualised row
             shown[enc.method] = Path(result["results_dir"])
             scores[enc.method] = result["metrics"]["JF_mean"]

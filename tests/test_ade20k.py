@@ -13,6 +13,7 @@ from mmengine.hub import get_config
 
 from downstream.ade20k.protocol import build_config
 from downstream.recipe import resolve_recipe
+from downstream.result import ProtocolInputs
 from methods.backbone import build_vit
 from methods.encoder_file import EncoderLoadError, export_encoder, read_encoder
 from reproduce import budget as budgets
@@ -201,7 +202,9 @@ def test_run_ade20k_on_micro_gives_a_record(micro, micro_data, tmp_path):
 
     cfg = short_run(micro)
     enc = random_init_encoder(cfg, 0, tmp_path)
-    result = run_ade20k(enc.path, cfg, micro_data.root / "ade20k", tmp_path / "run", progress=False)
+    result = run_ade20k(
+        ProtocolInputs(enc.path, cfg, micro_data.root / "ade20k", tmp_path / "run", progress=False)
+    )
     assert result["protocol"] == "ade20k" and set(result["metrics"]) == {"mIoU", "aAcc"}
     assert all(0.0 <= v <= 100.0 for v in result["metrics"].values())
     assert result["metrics"]["aAcc"] > 0  # some pixel right after 3 steps: the test ran on real labels

@@ -16,6 +16,7 @@ from mmengine.registry import DefaultScope
 from downstream.coco.protocol import CONFIG_DIR, PROTOCOLS, detector_config
 from downstream.mm_run import quiet_mmengine
 from downstream.recipe import RecipeError, resolve_recipe
+from downstream.result import ProtocolInputs
 from methods.backbone import ARCHS, ENCODER_ARCH_KEYS
 from reproduce import data_root
 from reproduce.budget import load_budget
@@ -178,7 +179,9 @@ def test_run_coco_micro_writes_a_record(micro, micro_data, encoder, tmp_path):
 
     cfg = copy.deepcopy(micro)
     cfg.coco.update(max_iters=3, warmup_iters=1, lr_steps=[2, 3], batch_size=4, test_max_per_img=10)
-    result = run_coco(encoder.path, cfg, micro_data.root / "coco", tmp_path / "run", progress=False)
+    result = run_coco(
+        ProtocolInputs(encoder.path, cfg, micro_data.root / "coco", tmp_path / "run", progress=False)
+    )
     assert result["protocol"] == "coco" and result["recipe"]["protocol"] == "vitdet"
     for key in ("AP_box", "AP_mask", "AP50_box", "AP75_box", "AP50_mask", "AP75_mask"):
         assert 0.0 <= result["metrics"][key] <= 100.0, key

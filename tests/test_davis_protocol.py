@@ -15,6 +15,7 @@ from downstream.davis import run_davis
 from downstream.davis.propagation import first_frame_labels
 from downstream.davis.protocol import frame_size
 from downstream.recipe import resolve_recipe
+from downstream.result import ProtocolInputs
 from methods.backbone import build_vit, sincos_pos_embed_2d
 from methods.encoder_file import export_encoder, load_encoder
 from reproduce import bench, data_root
@@ -65,7 +66,7 @@ def test_run_davis_writes_fresh_results_and_a_record(micro, micro_data, tmp_path
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"stale")
     (out / "results" / "global_results-val.csv").write_text("J&F-Mean\n0.999\n")
-    result = run_davis(enc.path, micro, micro_data.davis, out, progress=False)
+    result = run_davis(ProtocolInputs(enc.path, micro, micro_data.davis, out, progress=False))
     results = Path(result["results_dir"])
     assert not stale.parent.exists()  # the folder is emptied before a run, never mixed with an old one
     assert set(result["metrics"]) == {

@@ -30,6 +30,7 @@ from downstream.optim import (
     warmup_cosine_lr,
 )
 from downstream.recipe import RecipeError, resolve_recipe
+from downstream.result import ProtocolInputs
 from methods.backbone import build_vit
 from methods.encoder_file import export_encoder
 from reproduce.budget import load_budget
@@ -232,7 +233,9 @@ def test_knn_weighted_vote_by_hand() -> None:
 def test_probe_keeps_encoder_frozen_and_learns(class_tree, random_encoder, tmp_path, augment) -> None:
     epochs = 2 if augment else 30  # augmented views run the encoder every step
     budget = {**BUDGET, "linear_probe": {**LP, "augment": augment, "epochs": epochs, "warmup_epochs": 1}}
-    out = run_linear_probe(random_encoder, budget, class_tree, tmp_path, seed=1, progress=False)
+    out = run_linear_probe(
+        ProtocolInputs(random_encoder, budget, class_tree, tmp_path, seed=1, progress=False)
+    )
     assert out["encoder_sha256_after"] == out["load_report"]["sha256"]  # weights unchanged after training
     assert out["load_report"]["fraction_loaded"] == 1.0
     assert out["recipe"]["name"] == "mae" and out["recipe"]["lr"] == pytest.approx(40.0 * 16 / 256)
@@ -242,17 +245,21 @@ def test_probe_keeps_encoder_frozen_and_learns(class_tree, random_encoder, tmp_p
         # the colour half of the label is linearly readable from random features (chance: 25 %); a probe
         # that does not train (blr 0.1 here) stays near chance
         assert out["metrics"]["top1"] > 37.5
-        again = run_linear_probe(random_encoder, budget, class_tree, tmp_path, seed=1, progress=False)
+        again = run_linear_probe(
+            ProtocolInputs(random_encoder, budget, class_tree, tmp_path, seed=1, progress=False)
+        )
         assert again["timings"]["feature_cache_hit"] and again["metrics"] == out["metrics"]  # seeded
 
 
 def test_knn_run(class_tree, random_encoder) -> None:
-    out = run_knn(random_encoder, BUDGET, class_tree, progress=False)
+    out = run_knn(ProtocolInputs(random_encoder, BUDGET, class_tree, progress=False))
     assert out["recipe"]["k_used"] == 20 and 25.0 < out["metrics"]["top1"] <= 100.0
 
 
 def test_finetune_run(class_tree, random_encoder, tmp_path) -> None:
-    out = run_finetune(random_encoder, BUDGET, class_tree, tmp_path, seed=0, recipe="hpm", progress=False)
+    out = run_finetune(
+        ProtocolInputs(random_encoder, BUDGET, class_tree, tmp_path, recipe="hpm", progress=False)
+    )
     assert out["recipe"]["name"] == "hpm" and out["recipe"]["layer_decay"] == 0.8
     assert out["recipe"]["total_steps"] == 64 // 8 and out["recipe"]["lr"] == pytest.approx(1e-3 * 8 / 256)
     assert set(out["metrics"]) == {"top1", "top5"} and math.isfinite(out["history"][-1])
@@ -336,8 +343,8 @@ def test_probe_pretrained_beats_random_init(in1k_pretrained_encoder, tmp_path) -
     from downstream.in1k.models import encoder_arch
 
     export_encoder(build_vit(encoder_arch({"meta": {"arch": arch}})), random_path, {"method": "random-init"})
-    pretrained = run_linear_probe(encoder, budget, root, tmp_path / "p", seed=0, progress=False)
-    random_init = run_linear_probe(random_path, budget, root, tmp_path / "r", seed=0, progress=False)
+    pretrained = run_linear_probe(ProtocolInputs(encoder, budget, root, tmp_path / "p", progress=False))
+    random_init = run_linear_probe(ProtocolInputs(random_path, budget, root, tmp_path / "r", progress=False))
     assert random_init["metrics"]["top1"] < pretrained["metrics"]["top1"]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from downstream.optim import warmup_cosine_lr
+from downstream.result import ProtocolInputs
 from tests.golden.traces import BUDGET, StepRecorder
 
 CASES = json.loads((Path(__file__).parent / "fixtures" / "lr_schedules.json").read_text())["cases"]
@@ -76,14 +77,10 @@ def test_linear_probe_follows_maes_schedule(golden_setting, tmp_path, warmup, ca
 
     lrs = []
     cfg = budget_with(golden_setting, linear_probe__warmup_epochs=warmup)
-    run_linear_probe(
-        golden_setting.encoder,
-        cfg,
-        golden_setting.data.imagenet,
-        tmp_path,
-        progress=False,
-        on_step=lambda step, values, head: lrs.append(values["lr"]),
+    inputs = ProtocolInputs(
+        golden_setting.encoder, cfg, golden_setting.data.imagenet, tmp_path, progress=False
     )
+    run_linear_probe(inputs, on_step=lambda step, values, head: lrs.append(values["lr"]))
     assert_official(case, lrs)
 
 
@@ -102,7 +99,14 @@ def test_finetune_follows_maes_schedule(golden_setting, tmp_path, changes, case)
     recorder = StepRecorder()  # 'lr': the largest group's, the head's (layer-decay scale 1)
     cfg = budget_with(golden_setting, **changes)
     run_finetune(
-        golden_setting.encoder, cfg, golden_setting.data.imagenet, tmp_path, progress=False, hooks=[recorder]
+        ProtocolInputs(
+            golden_setting.encoder,
+            cfg,
+            golden_setting.data.imagenet,
+            tmp_path,
+            progress=False,
+            hooks=[recorder],
+        )
     )
     assert_official(case, [s["lr"] for s in recorder.steps])
 
@@ -116,7 +120,7 @@ def dense_lrs(protocol: str, golden_setting, tmp_path, warmup: int) -> tuple[dic
     run = {"ade20k": run_ade20k, "coco": run_coco}[protocol]
     recorder = StepRecorder()
     root = getattr(golden_setting.data, protocol)
-    run(golden_setting.encoder, cfg, root, tmp_path, progress=False, hooks=[recorder])
+    run(ProtocolInputs(golden_setting.encoder, cfg, root, tmp_path, progress=False, hooks=[recorder]))
     return cfg[protocol], [s["lr"] for s in recorder.steps]
 
 

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
 
 from downstream import recipe as recipes
 from downstream.in1k.models import encoder_arch
 from downstream.mm_run import DenseRunHook, check_device, quiet_mmengine, train_then_test, unwrap
-from downstream.recipe import DEFAULT_RECIPE, RecipeError, Section
-from downstream.result import FinalStep, ProtocolResult
+from downstream.recipe import RecipeError, Section
+from downstream.result import FinalStep, ProtocolInputs, ProtocolResult
 from methods.backbone import resolve_arch
 
 PROTOCOL = "ade20k"
@@ -219,25 +217,15 @@ _KNOWN_WARNINGS = (
 )
 
 
-def run_ade20k(
-    encoder_path: str | os.PathLike,
-    budget_cfg: Mapping[str, Any],
-    ade20k_root: str | os.PathLike,
-    work_dir: str | os.PathLike,
-    seed: int = 0,
-    recipe: str = DEFAULT_RECIPE,
-    *,
-    progress: bool = True,
-    device: str | torch.device | None = None,
-    launcher: str = "none",
-    hooks: Sequence[Hook] = (),
-) -> dict[str, Any]:
+def run_ade20k(inputs: ProtocolInputs) -> dict[str, Any]:
     """Train UperNet on the encoder for the budget's ``ade20k.iters`` iterations, then test once.
 
     Returns ``protocol``, ``seed``, ``metrics`` (``mIoU``, ``aAcc`` in %, from mmseg's ``IoUMetric`` after the
     final iteration), ``final_epoch``, ``recipe``, ``load_report`` (the strict loader's), ``timings``,
     ``data``, ``protocol_detail`` and ``provenance_inputs``, as the other protocols. ``hooks`` are added to
     the Runner."""
+    encoder_path, budget_cfg, ade20k_root, work_dir, seed, recipe = inputs.where()
+    progress, device, launcher, hooks = inputs.progress, inputs.device, inputs.launcher, inputs.hooks
     from mmengine.dist import get_dist_info
 
     start = time.perf_counter()

@@ -20,19 +20,17 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
 
 from downstream import recipe as recipes
 from downstream.in1k.models import encoder_arch
 from downstream.mm_run import DenseRunHook, check_device, train_then_test
 from downstream.recipe import DEFAULT_RECIPE, RecipeError, Section
-from downstream.result import FinalStep, ProtocolResult
+from downstream.result import FinalStep, ProtocolInputs, ProtocolResult
 
 PROTOCOL = "coco"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -238,20 +236,7 @@ def detector_config(
 # ---------------------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------------------
-def run_coco(
-    encoder_path: str | os.PathLike,
-    budget_cfg: Mapping[str, Any],
-    coco_root: str | os.PathLike,
-    work_dir: str | os.PathLike,
-    seed: int = 0,
-    recipe: str = DEFAULT_RECIPE,
-    *,
-    progress: bool = True,
-    device: str | torch.device | None = None,
-    launcher: str = "none",
-    log_level: str = "WARNING",
-    hooks: Sequence[Hook] = (),
-) -> dict[str, Any]:
+def run_coco(inputs: ProtocolInputs) -> dict[str, Any]:
     """Fine-tune Mask R-CNN on ``coco_root/train2017`` for the recipe's iterations, then evaluate once on
     ``coco_root/val2017`` with mmdet's ``CocoMetric``.
 
@@ -260,6 +245,9 @@ def run_coco(
     ``downstream.result`` dict: ``metrics`` ``AP_box``, ``AP_mask`` and their AP50/AP75 in %, ``history``
     (the loss of each iteration), ``protocol_detail``. ``hooks`` are added to the Runner.
     """
+    encoder_path, budget_cfg, coco_root, work_dir, seed, recipe = inputs.where()
+    progress, device, hooks = inputs.progress, inputs.device, inputs.hooks
+    launcher, log_level = inputs.launcher, inputs.log_level
     from mmengine.dist import get_dist_info
 
     start = time.perf_counter()

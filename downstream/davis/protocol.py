@@ -40,8 +40,8 @@ from downstream.davis.propagation import (
 )
 from downstream.in1k.models import encoder_arch
 from downstream.progress import progress_bar
-from downstream.recipe import DEFAULT_RECIPE, RecipeError, Section
-from downstream.result import ProtocolResult
+from downstream.recipe import RecipeError, Section
+from downstream.result import ProtocolInputs, ProtocolResult
 from methods.backbone import ViT, build_vit
 from methods.encoder_file import load_encoder, read_encoder
 from synthscenes.appearance import voc_palette
@@ -224,18 +224,7 @@ def fresh_dir(path: Path) -> Path:
     return path
 
 
-def run_davis(
-    encoder_path: str | os.PathLike,
-    budget_cfg: Mapping[str, Any],
-    davis_root: str | os.PathLike,
-    work_dir: str | os.PathLike,
-    seed: int = 0,
-    recipe: str = DEFAULT_RECIPE,
-    *,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    sequences: list[str] | None = None,
-) -> dict[str, Any]:
+def run_davis(inputs: ProtocolInputs, *, sequences: list[str] | None = None) -> dict[str, Any]:
     """Label propagation on every sequence of the recipe's split, then the official metrics.
 
     Predictions go to ``work_dir/results/<sequence>/<frame>.png`` (the folder is emptied first) with the
@@ -243,6 +232,8 @@ def run_davis(
     ``protocol``, ``seed``, ``metrics`` (J&F, J and F mean / recall / decay, in %), ``recipe``,
     ``load_report``, ``timings``, ``data``, ``results_dir`` and ``provenance_inputs``, as the IN-1K
     protocols."""
+    encoder_path, budget_cfg, davis_root, work_dir, seed, recipe = inputs.where()
+    device, progress = inputs.device, inputs.progress
     start = time.perf_counter()
     r = recipes.resolve_recipe(budget_cfg, PROTOCOL, recipe)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -1,11 +1,11 @@
 """ImageNet-1K protocols on an exported encoder: linear probe, end-to-end fine-tune and k-NN.
 
-One entry point per protocol, each ``(encoder_path, budget_cfg, data_root, work_dir, seed=0, recipe='mae')``
--> dict with ``protocol``, ``seed``, ``metrics`` (``top1``, ``top5``, in %), ``final_epoch``, ``recipe``
-(every value used, ``name`` included), ``load_report`` (``methods.encoder_file.LoadReport.to_dict()``),
-``timings``, ``data`` and ``provenance_inputs`` (the keyword arguments of ``reproduce.provenance.provenance``
-except the dataset hash). The recipes live in each budget file's ``linear_probe``, ``finetune`` and ``knn``
-sections.
+One entry point per protocol, each taking a ``downstream.result.ProtocolInputs`` (encoder_path, budget_cfg,
+data_root, work_dir, seed, recipe, ...) -> dict with ``protocol``, ``seed``, ``metrics`` (``top1``, ``top5``,
+in %), ``final_epoch``, ``recipe`` (every value used, ``name`` included), ``load_report``
+(``methods.encoder_file.LoadReport.to_dict()``), ``timings``, ``data`` and ``provenance_inputs`` (the keyword
+arguments of ``reproduce.provenance.provenance`` except the dataset hash). The recipes live in each budget
+file's ``linear_probe``, ``finetune`` and ``knn`` sections.
 
     from downstream.in1k import run_linear_probe, run_finetune, run_knn
 """

@@ -11,14 +11,12 @@ Evaluation: Resize + CenterCrop, top-1/top-5 after the final epoch only (no sele
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from mmengine.dist import get_dist_info
-from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from downstream.datasets.imagenet import ImageFolderDataset
@@ -27,8 +25,8 @@ from downstream.in1k.data import MMClassification, eval_transform, finetune_trai
 from downstream.in1k.models import FineTuneClassifier, finetune_vit
 from downstream.mm_run import RunHook, unwrap
 from downstream.optim import LayerDecayOptimWrapperConstructor, WarmupCosineLrHook  # noqa: F401  (registered)
-from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
-from downstream.result import FinalStep, ProtocolResult
+from downstream.recipe import resolve_recipe
+from downstream.result import FinalStep, ProtocolInputs, ProtocolResult
 from methods.encoder_file import tensors_sha256
 
 
@@ -79,19 +77,7 @@ def _mixup(r: Mapping[str, Any], num_classes: int):
     )
 
 
-def run_finetune(
-    encoder_path: str | os.PathLike,
-    budget_cfg: Mapping[str, Any],
-    data_root: str | os.PathLike,
-    work_dir: str | os.PathLike,
-    seed: int = 0,
-    recipe: str = DEFAULT_RECIPE,
-    *,
-    launcher: str = "none",
-    progress: bool = True,
-    log_level: str = "WARNING",
-    hooks: Sequence[Hook] = (),
-) -> dict[str, Any]:
+def run_finetune(inputs: ProtocolInputs) -> dict[str, Any]:
     """Fine-tune the encoder end to end on ``data_root/train`` and evaluate on ``data_root/val`` once, after
     the final epoch. ``budget_cfg['finetune']`` holds the recipe; ``recipe`` names an optional per-method
     override (``downstream.recipe``, a method folder's ``recipes.py``).
@@ -101,6 +87,8 @@ def run_finetune(
     ``recipe`` (values used, absolute lr included), ``load_report``, ``timings``, ``data`` and
     ``provenance_inputs``. ``hooks`` are added to the Runner (the golden traces record every step).
     """
+    encoder_path, budget_cfg, data_root, work_dir, seed, recipe = inputs.where()
+    launcher, progress, log_level, hooks = inputs.launcher, inputs.progress, inputs.log_level, inputs.hooks
     start = time.perf_counter()
     r = resolve_recipe(budget_cfg, "finetune", recipe)
     _, world_size = get_dist_info()

@@ -8,9 +8,7 @@ No training and no randomness: the result depends on the encoder and the data on
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,8 +17,8 @@ import torch.nn.functional as F
 from downstream.in1k.data import FEATURES
 from downstream.in1k.metrics import topk_correct
 from downstream.in1k.models import load_frozen_encoder
-from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
-from downstream.result import FinalStep, ProtocolResult
+from downstream.recipe import resolve_recipe
+from downstream.result import FinalStep, ProtocolInputs, ProtocolResult
 
 
 @torch.no_grad()
@@ -48,22 +46,14 @@ def knn_classify(
     return torch.cat(scores)
 
 
-def run_knn(
-    encoder_path: str | os.PathLike,
-    budget_cfg: Mapping[str, Any],
-    data_root: str | os.PathLike,
-    work_dir: str | os.PathLike | None = None,
-    seed: int = 0,
-    recipe: str = DEFAULT_RECIPE,
-    *,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
+def run_knn(inputs: ProtocolInputs) -> dict[str, Any]:
     """k-NN top-1/top-5 (%) of ``data_root/val`` against ``data_root/train``.
 
     ``seed`` is recorded only (the protocol has no randomness). Returns ``metrics``, ``recipe``,
     ``load_report``, ``timings``, ``data`` and ``provenance_inputs``, as the other IN-1K protocols.
     """
+    encoder_path, budget_cfg, data_root, _, seed, recipe = inputs.where()  # it writes no files
+    device, progress = inputs.device, inputs.progress
     start = time.perf_counter()
     r = resolve_recipe(budget_cfg, "knn", recipe)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

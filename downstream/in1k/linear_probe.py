@@ -41,8 +41,8 @@ from downstream.in1k.metrics import topk_accuracy
 from downstream.in1k.models import load_frozen_encoder, probe_head
 from downstream.optim import LARS, set_lr, warmup_cosine_lr
 from downstream.progress import progress_bar
-from downstream.recipe import DEFAULT_RECIPE, resolve_recipe
-from downstream.result import FinalStep, ProtocolResult
+from downstream.recipe import resolve_recipe
+from downstream.result import FinalStep, ProtocolInputs, ProtocolResult
 from methods.encoder_file import tensors_sha256
 
 #: ``on_step(step, {'loss': ..., 'lr': ...}, head)``, called after every optimizer step of the probe
@@ -141,18 +141,7 @@ def _augmented_batches(
             yield feats, labels.to(device)
 
 
-def run_linear_probe(
-    encoder_path: str | os.PathLike,
-    budget_cfg: Mapping[str, Any],
-    data_root: str | os.PathLike,
-    work_dir: str | os.PathLike,
-    seed: int = 0,
-    recipe: str = DEFAULT_RECIPE,
-    *,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    on_step: StepCallback | None = None,
-) -> dict[str, Any]:
+def run_linear_probe(inputs: ProtocolInputs, *, on_step: StepCallback | None = None) -> dict[str, Any]:
     """Train a linear probe on the frozen encoder and evaluate it on ``data_root/val`` (final epoch).
 
     ``data_root`` holds ``train/`` and ``val/`` class folders. Returns ``metrics`` (``top1``, ``top5``, %),
@@ -160,6 +149,8 @@ def run_linear_probe(
     step counts included), ``load_report``, ``timings``, ``data`` and ``provenance_inputs``. ``on_step``: as
     ``train_probe_head``'s.
     """
+    encoder_path, budget_cfg, data_root, work_dir, seed, recipe = inputs.where()
+    device, progress = inputs.device, inputs.progress
     start = time.perf_counter()
     r = resolve_recipe(budget_cfg, "linear_probe", recipe)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -10,20 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from synthscenes.config import DatasetConfig
-from synthscenes.files import FileRecord, item_rng, jpeg_bytes, png_bytes, write_file
-from synthscenes.layouts.common import ItemResult
-from synthscenes.scene import RenderedScene, Scene, render_scene, sample_scene
+from synthscenes.files import FileRecord, jpeg_bytes, png_bytes, write_file
+from synthscenes.layouts.common import ItemResult, draw_scene
+from synthscenes.scene import RenderedScene, Scene
 
 SPLIT_DIRS = {"train": "training", "val": "validation"}
 
 
 def draw_item(cfg: DatasetConfig, split: str, index: int) -> tuple[Scene, RenderedScene]:
     """(scene, rendering) of one item: what ``write_item`` writes, for tests and analyses."""
-    layout = cfg.ade20k
-    scene = sample_scene(
-        item_rng(cfg.seed, "ade20k", split, index), layout.image_size, layout.objects, layout.radius
-    )
-    return scene, render_scene(scene)
+    return draw_scene(cfg, "ade20k", split, index)
 
 
 def write_item(cfg: DatasetConfig, split: str, index: int, root: Path) -> ItemResult:

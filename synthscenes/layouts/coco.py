@@ -15,9 +15,9 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from synthscenes.config import DatasetConfig
-from synthscenes.files import FileRecord, item_rng, jpeg_bytes, write_file
-from synthscenes.layouts.common import ItemResult
-from synthscenes.scene import RenderedScene, Scene, render_scene, sample_scene
+from synthscenes.files import FileRecord, jpeg_bytes, write_file
+from synthscenes.layouts.common import ItemResult, draw_scene
+from synthscenes.scene import RenderedScene, Scene
 from synthscenes.shapes import SHAPES
 
 SPLIT_DIRS = {"train": "train2017", "val": "val2017"}
@@ -37,11 +37,7 @@ def encode_mask(mask: np.ndarray) -> dict:
 
 def draw_item(cfg: DatasetConfig, split: str, index: int) -> tuple[Scene, RenderedScene]:
     """(scene, rendering) of one item: what ``write_item`` writes, for tests and analyses."""
-    layout = cfg.coco
-    scene = sample_scene(
-        item_rng(cfg.seed, "coco", split, index), layout.image_size, layout.objects, layout.radius
-    )
-    return scene, render_scene(scene)
+    return draw_scene(cfg, "coco", split, index)
 
 
 def write_item(cfg: DatasetConfig, split: str, index: int, root: Path) -> ItemResult:

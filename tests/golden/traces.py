@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from mmengine.hooks import Hook
 
+from downstream.result import ProtocolInputs
+
 GOLDEN = Path(__file__).resolve().parent
 BUDGET = GOLDEN / "budget.py"
 TRACE_DIR = GOLDEN / "traces"
@@ -253,15 +255,10 @@ def linear_probe_trace(setting: Setting, name: str = "linear_probe", **changes: 
         record_step(trace.steps, dict(values))
 
     try:
-        result = linear_probe.run_linear_probe(
-            setting.encoder,
-            cfg,
-            setting.data.imagenet,
-            setting.work_dir(name),
-            seed=0,
-            progress=False,
-            on_step=on_step,
+        inputs = ProtocolInputs(
+            setting.encoder, cfg, setting.data.imagenet, setting.work_dir(name), progress=False
         )
+        result = linear_probe.run_linear_probe(inputs, on_step=on_step)
     except Exception as e:
         trace.error = f"{type(e).__name__}: {e}"
         return trace
@@ -285,7 +282,7 @@ def knn_trace(setting: Setting) -> Trace:
     for pool in ("cls", "avg"):
         cfg = setting.cfg.copy()
         cfg.knn = dict(cfg.knn, pool=pool)
-        result = knn.run_knn(setting.encoder, cfg, setting.data.imagenet, progress=False)
+        result = knn.run_knn(ProtocolInputs(setting.encoder, cfg, setting.data.imagenet, progress=False))
         values |= {f"{k}_{pool}": float(v) for k, v in result["metrics"].items()}
     return Trace(
         "knn",
@@ -302,14 +299,9 @@ def _runner_protocol_trace(
     recorder = StepRecorder()
     trace = Trace(name, "protocol", steps=recorder.steps)
     try:
+        work = setting.work_dir(name)
         result = run(
-            setting.encoder,
-            setting.cfg,
-            root,
-            setting.work_dir(name),
-            seed=0,
-            progress=False,
-            hooks=[recorder],
+            ProtocolInputs(setting.encoder, setting.cfg, root, work, progress=False, hooks=[recorder])
         )
     except Exception as e:
         trace.error = f"{type(e).__name__}: {e}"
