@@ -24,6 +24,7 @@ from mmengine.registry import Registry
 
 from methods.backbone import ARCH_KEYS, resolve_arch
 from methods.base import MIMModel
+from methods.cli import UserInputError
 
 METHODS = Registry("mim method")
 
@@ -31,6 +32,10 @@ METHODS = Registry("mim method")
 METHOD_ROOTS: list[tuple[Path, str]] = [(Path(__file__).resolve().parent, "methods")]
 #: Keys that belong to the budget: a method config or variant may not set them.
 BUDGET_KEYS = frozenset((*ARCH_KEYS, "mask_ratio", "norm_pix_loss"))
+
+
+class UnknownMethodError(UserInputError, KeyError):
+    """A method or variant name no folder declares (a KeyError, as a lookup, and a user-input error)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def _add(spec: MethodSpec) -> None:
 def get_spec(name: str) -> MethodSpec:
     specs = discover()
     if name not in specs:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(specs)}")
+        raise UnknownMethodError(f"unknown method {name!r}; known: {', '.join(specs)}")
     return specs[name]
 
 

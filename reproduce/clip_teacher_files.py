@@ -328,4 +328,6 @@ def main(argv: list[str] | None = None) -> Teacher:
 
 
 if __name__ == "__main__":
-    main()
+    from reproduce import cli
+
+    cli.run(main)

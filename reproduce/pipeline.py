@@ -24,6 +24,7 @@ from mmengine.config import Config
 from downstream.mm_run import quiet_mmengine
 from downstream.result import ProtocolInputs
 from methods.backbone import ENCODER_ARCH_KEYS, build_vit
+from methods.cli import UserInputError, one_line
 from methods.encoder_file import export_encoder
 from reproduce import pretrain
 from reproduce.provenance import provenance
@@ -203,15 +204,23 @@ def random_init_encoder(cfg: Config, seed: int, work_dir: Path) -> Encoder:
     return Encoder(BASELINE, seed, path)
 
 
-def external_encoders(specs: Iterable[str]) -> list[Encoder]:
-    """``NAME=PATH`` pairs from ``--checkpoint`` (converted official checkpoints, any encoder file)."""
+def external_encoders(specs: Iterable[str], load: bool = False) -> list[Encoder]:
+    """``NAME=PATH`` pairs from ``--checkpoint`` (converted official checkpoints, any encoder file). With
+    ``load``, each file is also loaded strictly into the ViT its metadata names, as the protocols will."""
+    from downstream.in1k.models import load_frozen_encoder
+
     encoders = []
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
-            raise SystemExit(f"--checkpoint expects NAME=PATH, got {spec!r}")
+            raise UserInputError(f"--checkpoint expects NAME=PATH, got {spec!r}")
         if not Path(path).is_file():
-            raise SystemExit(f"--checkpoint {name}: {path} is not a file")
+            raise UserInputError(f"--checkpoint {name}: {path} is not a file")
+        if load:
+            try:
+                load_frozen_encoder(path)
+            except (ValueError, KeyError, RuntimeError) as e:  # a strict-load refusal or an unreadable file
+                raise UserInputError(f"--checkpoint {name}: {path}: {one_line(e)}") from e
         encoders.append(Encoder(f"ext:{name}", 0, Path(path)))
     return encoders
 
@@ -350,7 +359,7 @@ def selected_methods(arg: str | None) -> list[str]:
     names = arg.split(",") if arg else methods.list_methods(variants=False)
     unknown = sorted(set(names) - set(known))
     if unknown:
-        raise SystemExit(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise UserInputError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return names
 
 
@@ -436,10 +445,11 @@ def open_table(
     checks: Sequence[Check] = (),
     **options: Any,
 ) -> TableRun:
-    """Load the budget (with ``equalize``), prepare its dataset once, and run every ``check(cfg, data)``: a
-    bad recipe or dataset stops the run now, in one line, not after hours of pretraining. ``methods`` as
-    ``--methods``; ``options`` are ``TableRun`` fields (seeds, baseline, checkpoints, out_dir, ...)."""
-    from downstream.datasets.errors import DatasetError
+    """Check everything a table needs before any work, cheapest first, then prepare the dataset once: the
+    budget (with ``equalize``), the method names, every ``--checkpoint`` file (loaded strictly), the dataset
+    root and every ``check(cfg, data)`` (recipes, layouts). A refusal is one line, not a failure after hours
+    of pretraining. ``methods`` as ``--methods``; ``options`` are ``TableRun`` fields (seeds, baseline,
+    checkpoints, out_dir, ...)."""
     from reproduce import data_root as data_roots
     from reproduce.budget import load_budget
 
@@ -447,13 +457,12 @@ def open_table(
     cfg = load_budget(budget)
     if equalize:
         cfg.pretrain.equalize = equalize
+    names = selected_methods(methods)
+    external_encoders(options.get("checkpoints", ()), load=True)
     data = data_roots.prepare(cfg, data_root)
     for check in checks:
-        try:
-            check(cfg, data)
-        except (ValueError, DatasetError) as e:
-            raise SystemExit(f"error: {e}") from None
-    return TableRun(cfg, data, Path(work_dir), selected_methods(methods), **options)
+        check(cfg, data)
+    return TableRun(cfg, data, Path(work_dir), names, **options)
 
 
 def prepare_table(args: argparse.Namespace, check: Check | None = None) -> TableRun:

@@ -16,7 +16,6 @@ import argparse
 import copy
 import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -206,7 +205,9 @@ def main(argv: list[str] | None = None) -> PretrainResult:
 
 
 def run(args: argparse.Namespace, hooks: Sequence[Hook] = ()) -> PretrainResult:
-    """The command line: load the budget (with ``--cfg-options``), prepare its dataset, then ``pretrain``."""
+    """The command line: check the method name, load the budget (with ``--cfg-options``), prepare its dataset,
+    then ``pretrain``."""
+    get_spec(args.method)  # an unknown name stops here, before the dataset is prepared
     cfg = budgets.load_budget(args.budget)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -441,4 +442,6 @@ def pretrain(
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from reproduce import cli
+
+    cli.run(main)

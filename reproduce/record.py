@@ -103,4 +103,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from reproduce import cli
+
+    cli.run(main)

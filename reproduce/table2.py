@@ -63,4 +63,6 @@ def main(argv: list[str] | None = None) -> Path | None:
 
 
 if __name__ == "__main__":
-    main()
+    from reproduce import cli
+
+    cli.run(main)

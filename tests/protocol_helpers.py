@@ -23,11 +23,13 @@ def assert_recipe_error(micro: Any, section: str, change: Callable[[dict], Any],
     assert "\n" not in str(e.value) and "reproduce/budgets/micro.py" in str(e.value)
 
 
-def bad_root_exit(table: ModuleType, folder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The SystemExit message of ``table.main`` (micro budget, MAE) on a data root that holds only ``folder``,
-    with pretraining stubbed out. Checked here: the message is one line starting ``error: `` and no
-    pretraining started before it."""
-    from reproduce import pipeline
+def bad_root_exit(
+    table: ModuleType, folder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> str:
+    """What the command line of ``table`` (micro budget, MAE) prints on a data root holding only ``folder``,
+    with pretraining stubbed out. Checked here: exit status 2, one line on stderr starting ``error: ``, and
+    no pretraining started before it."""
+    from reproduce import cli, pipeline
 
     calls = []
     monkeypatch.setattr(pipeline, "pretrain_encoder", lambda *a, **k: calls.append(a))
@@ -35,8 +37,8 @@ def bad_root_exit(table: ModuleType, folder: str, tmp_path: Path, monkeypatch: p
     (data / folder).mkdir(parents=True)
     monkeypatch.setattr(data_root, "prepare", lambda cfg, root: data_root.DataRoot(data, "listing:test"))
     with pytest.raises(SystemExit) as e:
-        table.main(["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])
-    message = str(e.value)
-    assert message.startswith("error: ") and "\n" not in message
+        cli.run(table.main, ["--budget", "micro", "--methods", "mae", "--work-dir", str(tmp_path)])
+    message = capsys.readouterr().err
+    assert e.value.code == 2 and message.startswith("error: ") and message.count("\n") == 1
     assert not calls
     return message

@@ -252,9 +252,9 @@ def test_table2_renders(micro, tmp_path, monkeypatch):
     assert (tmp_path / "records" / "micro" / "mae" / "ade20k" / "pretrain0-seed0.json").is_file()
 
 
-def test_table2_stops_early_on_a_bad_ade20k_root(tmp_path, monkeypatch):
+def test_table2_stops_early_on_a_bad_ade20k_root(tmp_path, monkeypatch, capsys):
     """A missing ADE20K split is one line naming the path before any pretraining starts."""
     from reproduce import table2
 
-    message = bad_root_exit(table2, "ade20k/images/training", tmp_path, monkeypatch)
+    message = bad_root_exit(table2, "ade20k/images/training", tmp_path, monkeypatch, capsys)
     assert "ade20k/annotations/training" in message

@@ -198,10 +198,10 @@ def test_run_coco_micro_writes_a_record(micro, micro_data, encoder, tmp_path):
     assert record.metrics["AP_box"] == result["metrics"]["AP_box"]
 
 
-def test_table3_stops_early_on_a_bad_coco_root(tmp_path, monkeypatch):
+def test_table3_stops_early_on_a_bad_coco_root(tmp_path, monkeypatch, capsys):
     """A missing COCO annotation file is one line naming the path before any pretraining starts."""
     from reproduce import table3
 
-    message = bad_root_exit(table3, "coco", tmp_path, monkeypatch)
+    message = bad_root_exit(table3, "coco", tmp_path, monkeypatch, capsys)
     assert "coco/annotations/instances_train2017.json: missing annotation file" in message
     assert not Path(tmp_path / "records").exists()

@@ -178,9 +178,9 @@ def test_table4_renders_with_its_visualisation(tmp_path):
     assert (tmp_path / "records" / "micro" / "mae" / "davis" / "pretrain0-seed0.json").is_file()
 
 
-def test_table4_stops_early_on_a_bad_davis_root(tmp_path, monkeypatch):
+def test_table4_stops_early_on_a_bad_davis_root(tmp_path, monkeypatch, capsys):
     """A missing DAVIS root is one line naming the path before any pretraining starts."""
     from reproduce import table4
 
-    message = bad_root_exit(table4, "imagenet", tmp_path, monkeypatch)
+    message = bad_root_exit(table4, "imagenet", tmp_path, monkeypatch, capsys)
     assert "davis/ImageSets/2017/val.txt: missing sequence list" in message
