@@ -13,6 +13,7 @@ switches, ``--trust-pickle``) and ``run_converter`` (load, convert, write atomic
 from __future__ import annotations
 
 import argparse
+import math
 import pickle
 import re
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 
 from methods.atomic import atomic_torch_save
+from methods.cli import one_line
 
 #: timm's ViT keys: the official encoder keys, unchanged in ours
 ENCODER_KEY = re.compile(
@@ -115,19 +117,18 @@ def run_converter(
     convert: Callable[[dict[str, Any]], dict[str, Any]],
     *,
     model_state: str | None = None,
-    one_line_errors: bool = False,
 ) -> int:
-    """Load ``args.src`` (``load_official``), ``convert`` it, record ``meta['source_file']``, write the result
-    to ``args.dst`` atomically and print ``"SRC -> DST: <kind>, N tensors"``. ``<kind>`` is ``meta['kind']``,
-    or, when ``model_state`` names the full conversion, ``"encoder file"`` / ``model_state`` followed by
-    ``", arch {...}"``. A ValueError from loading or converting propagates, or with ``one_line_errors`` is
-    printed as ``"<prog>: error: ..."`` and gives exit status 2 with nothing written. Returns 0 on success."""
+    """Load ``args.src`` (``load_official``), ``convert`` it, check that it maps completely
+    (``check_complete``), record ``meta['source_file']``, write the result to ``args.dst`` atomically and
+    print ``"SRC -> DST: <kind>, N tensors"``. ``<kind>`` is ``meta['kind']``, or, when ``model_state`` names
+    the full conversion, ``"encoder file"`` / ``model_state`` followed by ``", arch {...}"``. A ValueError
+    from loading, converting or checking is printed as ``"<prog>: error: ..."`` on one line and gives exit
+    status 2 with nothing written. Returns 0 on success."""
     try:
         out = convert(load_official(args.src, args.trust_pickle))
+        check_complete(out)
     except ValueError as error:
-        if not one_line_errors:
-            raise
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        print(f"{parser.prog}: error: {one_line(error)}", file=sys.stderr)
         return 2
     out["meta"]["source_file"] = args.src.name
     atomic_torch_save(out, args.dst)
@@ -139,3 +140,59 @@ def run_converter(
         summary += f"{kind}, {len(out['state_dict'])} tensors, arch {out['meta']['arch']}"
     print(summary)
     return 0
+
+
+def check_complete(out: Mapping[str, Any]) -> None:
+    """Refuse a conversion that does not map completely onto our networks: an encoder file must load strictly
+    into the ViT of its shapes (``methods.encoder_file.load_encoder``), a model state must hold exactly the
+    tensors, by name and shape, of the method's model at those shapes. One ValueError names every missing,
+    unexpected and wrong-shape key."""
+    from methods.backbone import build_vit
+    from methods.encoder_file import load_encoder
+
+    state, kind = out["state_dict"], out["meta"]["kind"]
+    if kind == "encoder":
+        load_encoder(out, build_vit(shapes_of(state)))  # an EncoderLoadError (a ValueError) names the keys
+        return
+    import methods
+
+    # ColorMAE changes only the mask: its networks, hence its tensors, are MAE's
+    model = methods.build("mae" if kind == "colormae" else kind, shapes_of(state, "encoder."))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(state) & set(expected)
+        if state[k].shape != expected[k].shape
+    )
+    if missing or unexpected or wrong_shape:
+        found = [("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)]
+        detail = "; ".join(f"{what}: {keys}" for what, keys in found if keys)
+        raise ValueError(f"the converted {kind} state does not map onto our {kind} model: {detail}")
+
+
+def shapes_of(state: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, Any]:
+    """The architecture keys a state dict's tensor shapes fix (encoder keys under ``prefix``; the decoder's
+    from ``decoder.*`` when present). Head counts leave no trace in the shapes: 1 head each."""
+    needed = [f"{prefix}{k}" for k in ("patch_embed.proj.weight", "pos_embed", "blocks.0.mlp.fc1.weight")]
+    if absent := [k for k in needed if k not in state]:
+        raise ValueError(f"missing {absent}: the tensors the encoder's shapes are read from")
+    width, _, patch, _ = state[f"{prefix}patch_embed.proj.weight"].shape
+    blocks = {int(k.removeprefix(prefix).split(".")[1]) for k in state if k.startswith(f"{prefix}blocks.")}
+    arch = dict(
+        img_size=math.isqrt(state[f"{prefix}pos_embed"].shape[1] - 1) * patch,
+        patch_size=patch,
+        embed_dim=width,
+        depth=max(blocks) + 1,
+        num_heads=1,
+        mlp_ratio=state[f"{prefix}blocks.0.mlp.fc1.weight"].shape[0] / width,
+    )
+    if "decoder.embed.weight" in state:
+        decoder_blocks = {int(k.split(".")[2]) for k in state if k.startswith("decoder.blocks.")}
+        arch.update(
+            decoder_embed_dim=state["decoder.embed.weight"].shape[0],
+            decoder_depth=max(decoder_blocks, default=-1) + 1,
+            decoder_num_heads=1,
+        )
+    return arch

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     heads = dict(num_heads=args.num_heads, decoder_num_heads=args.decoder_num_heads)
     conversion = partial(encoder_file if args.encoder_only else convert, **heads)
-    return run_converter(parser, args, conversion, model_state="ColorMAE model state", one_line_errors=True)
+    return run_converter(parser, args, conversion, model_state="ColorMAE model state")
 
 
 if __name__ == "__main__":
