@@ -37,6 +37,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str 
     return path
 
 
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """The temporary files an interrupted ``atomic_write`` left in ``folder`` (a kill between write and
+    rename): never read by anything, safe to delete once no writer runs there."""
+    folder = Path(folder)
+    return sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 

@@ -34,6 +34,7 @@ import methods
 from downstream import optim as _optim  # noqa: F401  (registers WarmupCosineLrHook, MAE's lr schedule)
 from downstream.datasets.imagenet import ImageFolderDataset
 from downstream.mm_run import unwrap
+from methods.atomic import stale_temporaries
 from methods.base import PARAMWISE_CFG
 from methods.cost import FLOPS_UNIT, count_flops
 from methods.encoder_file import export_encoder
@@ -267,6 +268,10 @@ def pretrain(
     if reuse and (previous := finished_run(work_dir, key, work_root, cfg.budget, method, seed)):
         print_log(f"pretrain: reusing {previous.encoder} (run key {key})", logger="current")
         return previous
+    if resume:  # what a kill during a checkpoint save left behind
+        for tmp in stale_temporaries(work_dir):
+            tmp.unlink()
+            print_log(f"pretrain: removed {tmp}, left by an interrupted save", logger="current")
     train_set = ImageFolderDataset(data.imagenet, split="train")
     torch.manual_seed(seed)  # the initial weights; every process builds the same ones
     model = budgets.build_model(method, cfg, **({"teacher_file": str(teacher.path)} if teacher else {}))
