@@ -6,6 +6,10 @@ Reads the budget's ``data`` section (``reproduce/budgets/<budget>.py``), writes 
 ADE20K (mmseg layout), COCO instances and DAVIS-2017 under one root, and prints the manifest hash that
 runs record as their dataset provenance. Same seed, same bytes. If the root already holds a dataset with
 the same configuration whose files all hash to its manifest, nothing is written.
+
+``--out DIR`` is how a budget's dataset goes into another folder: the table scripts and pretrain.py generate
+only into the budget's own ``data.root`` and, given ``--data-root DIR``, read DIR's dataset or stop with one
+line (``check_given_root``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,40 @@ def budget_config(budget: str, out: str | Path | None = None) -> DatasetConfig:
 def is_synthscenes(data: Any) -> bool:
     """Whether a budget's ``data`` section describes a SynthScenes dataset (else: real data under a root)."""
     return all(key in data for key in SYNTHSCENES_KEYS)
+
+
+def check_given_root(cfg: Any, root: str | Path) -> None:
+    """Refuse ``--data-root DIR`` on a SynthScenes budget that names its own root (micro, tiny) unless DIR
+    already holds that budget's dataset: a missing or mistyped folder is a one-line DatasetError, never a
+    dataset generated there without a word. ``python reproduce/data.py --budget NAME --out DIR`` writes one
+    into another folder on purpose. Real-data budgets, and SynthScenes budgets without a root of their own
+    (``data.root=None``: the golden traces' budget, written where its caller says), are not affected."""
+    from downstream.datasets.errors import DatasetError
+    from synthscenes.manifest import MANIFEST_NAME, read_manifest, same_config
+
+    data = cfg["data"]
+    data = data.to_dict() if hasattr(data, "to_dict") else dict(data)
+    if not is_synthscenes(data) or not data.get("root"):
+        return
+    own = _resolve(data, None, str(data["root"]))
+    root = Path(root).expanduser()
+    if root.resolve() == Path(own.root).resolve():
+        return
+    budget = cfg.get("budget", own.name)
+    expected = (
+        f"budget {budget}'s SynthScenes dataset {own.name}, written there by "
+        f"`python reproduce/data.py --budget {budget} --out {root}`; without --data-root the budget "
+        f"uses {own.root}"
+    )
+    if not root.is_dir():
+        raise DatasetError.at(root, "no such folder", expected)
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise DatasetError.at(root, f"holds no SynthScenes dataset (no {MANIFEST_NAME})", expected)
+    if not same_config(manifest, _resolve(data, root, str(data["root"]))):
+        raise DatasetError.at(
+            root, f"holds SynthScenes dataset {manifest.get('name')!r} of another configuration", expected
+        )
 
 
 def ensure_dataset(cfg: Any, workers: int = 2) -> tuple[Path, str]:

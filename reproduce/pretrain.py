@@ -255,8 +255,12 @@ def pretrain(
     # A method with a CLIP teacher (CMT-MAE) gets the budget's trained teacher (built first when missing) or
     # the released file; other methods get None and nothing below changes for them.
     teacher = clip_teachers.teacher_inputs(method, cfg, method_cfg, str(work_root), data)
+    # The dataset enters the run key by its manifest hash (run_key's "data"), not by the folder it was read
+    # from: the same data under another --data-root reuses the run. (The Runner's config dump keeps the path.)
+    budget_dump = cfg.to_dict()
+    budget_dump["data"] = {k: v for k, v in budget_dump.get("data", {}).items() if k != "root"}
     config_dump = {
-        "budget": cfg.to_dict(),
+        "budget": budget_dump,
         "method": method,
         "method_config": method_cfg,
         "seed": seed,

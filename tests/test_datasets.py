@@ -320,6 +320,19 @@ def test_mmdet_unknown_category_is_named(tmp_path):
     assert_one_line_error(excinfo, ann, "annotation 4 has unknown category_id 99")
 
 
+def test_mmdet_annotation_missing_a_required_key_is_named_not_a_key_error(tmp_path):
+    root = copy_layout("coco", tmp_path)
+    ann = root / "annotations" / "instances_val2017.json"
+    document = json.loads(ann.read_text())
+    del document["annotations"][2]["area"]  # mmdet's parser would raise KeyError('area') mid-load
+    ann.write_text(json.dumps(document))
+    with pytest.raises(DatasetError) as excinfo:
+        det_dataset(root)
+    assert_one_line_error(excinfo, ann, "annotations[2] (id 3) lacks required key(s) ['area']")
+    with pytest.raises(DatasetError, match="lacks required key"):
+        check_coco_root(root, "val2017")
+
+
 def test_mmdet_degenerate_annotation_is_an_error_not_a_silent_drop(tmp_path):
     root, _ = coco_with_edited_annotation(tmp_path, 0, area=0)
     with pytest.raises(DatasetError, match="1 annotations dropped"):

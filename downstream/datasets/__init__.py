@@ -8,6 +8,8 @@
   ``coco_layout``: ``check_coco_root``, ``load_coco_json`` (no mmdet import).
 - ``davis``: ``DavisDataset`` / ``DavisSequence``, ``check_davis_root``, ``write_indexed_png``.
 - ``roots``: ``check_data_root`` checks all four sub-roots of one data root before a run.
+- ``scan``: ``scan_data_root``, the check every run does before any work (``reproduce.data_root.prepare``):
+  every file decoded once, the result remembered in the root against the manifest hash and a file listing.
 
 Every problem is a ``DatasetError`` whose message is one line: the path, the problem, the expected layout.
 The mmseg / mmdet modules are imported lazily here (they take seconds to import); mmengine configs register
@@ -25,6 +27,7 @@ from downstream.datasets.davis import DavisDataset, DavisSequence, check_davis_r
 from downstream.datasets.errors import DatasetError
 from downstream.datasets.imagenet import ImageFolderDataset, check_imagenet_root, read_captions
 from downstream.datasets.roots import check_data_root
+from downstream.datasets.scan import RootSpec, scan_data_root
 
 _LAZY = {
     "SynthScenesSegDataset": "ade20k",
@@ -45,6 +48,7 @@ __all__ = [
     "DavisDataset",
     "DavisSequence",
     "ImageFolderDataset",
+    "RootSpec",
     "check_ade20k_root",
     "check_coco_root",
     "check_data_root",
@@ -52,6 +56,7 @@ __all__ = [
     "check_imagenet_root",
     "load_coco_json",
     "read_captions",
+    "scan_data_root",
     "write_indexed_png",
     *_LAZY,
 ]

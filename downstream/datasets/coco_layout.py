@@ -8,10 +8,44 @@ from pathlib import Path
 from downstream.datasets.errors import COCO_LAYOUT, DatasetError
 from downstream.datasets.images import open_rgb
 
+#: the keys every entry of a COCO instances file needs: what mmdet's parser, pycocotools' index and its
+#: evaluation read without a default (``iscrowd`` has one; Mask R-CNN needs ``segmentation``)
+REQUIRED_KEYS = {
+    "images": ("id", "file_name", "width", "height"),
+    "annotations": ("id", "image_id", "category_id", "bbox", "area", "segmentation"),
+    "categories": ("id", "name"),
+}
+
+
+def _check_keys(path: Path, document: dict) -> None:
+    """Every image, annotation and category has its required keys and an annotation's bbox is [x, y, w, h]:
+    a missing one would otherwise be a KeyError deep in mmdet or pycocotools, mid-run."""
+    for section, keys in REQUIRED_KEYS.items():
+        for position, entry in enumerate(document[section]):
+            if not isinstance(entry, dict):
+                raise DatasetError.at(path, f"{section}[{position}] is not an object", COCO_LAYOUT)
+            missing = [key for key in keys if key not in entry]
+            if missing:
+                name = (
+                    f"{section}[{position}] (id {entry.get('id')})"
+                    if "id" in entry
+                    else f"{section}[{position}]"
+                )
+                raise DatasetError.at(
+                    path, f"{name} lacks required key(s) {missing}; needs {list(keys)}", COCO_LAYOUT
+                )
+    for ann in document["annotations"]:
+        box = ann["bbox"]
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
+            raise DatasetError.at(
+                path, f"annotation {ann['id']} has bbox {box!r}, not [x, y, width, height]", COCO_LAYOUT
+            )
+
 
 def load_coco_json(path: str | Path, classes: tuple[str, ...] | None = None) -> dict:
-    """Parse and check a COCO instances file: the three lists present, ids consistent, and (with
-    ``classes``) every annotation's category one of them. Raises DatasetError naming the file."""
+    """Parse and check a COCO instances file: the three lists present, every entry with its required keys
+    (``REQUIRED_KEYS``), ids consistent, and (with ``classes``) every annotation's category one of them.
+    Raises DatasetError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError.at(path, "missing annotation file", COCO_LAYOUT)
@@ -25,7 +59,8 @@ def load_coco_json(path: str | Path, classes: tuple[str, ...] | None = None) -> 
         raise DatasetError.at(
             path, "not a COCO instances file (needs images, annotations, categories lists)", COCO_LAYOUT
         )
-    names = {c.get("id"): c.get("name") for c in document["categories"]}
+    _check_keys(path, document)
+    names = {c["id"]: c["name"] for c in document["categories"]}
     if classes is not None:
         missing = [name for name in classes if name not in names.values()]
         if missing:

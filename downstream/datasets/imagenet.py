@@ -92,13 +92,13 @@ class ImageFolderDataset(Dataset):
         return (self.transform(image) if self.transform is not None else image), label, index
 
 
-def check_imagenet_root(
-    root: str | os.PathLike, splits: Sequence[str] = ("train", "val"), full: bool = False
-) -> dict[str, int]:
-    """Check the class-folder tree before a run: every split present, non-empty classes, the same classes in
-    every split; with ``full``, decode every image. Returns the number of images per split."""
+def class_folder_splits(
+    root: str | os.PathLike, splits: Sequence[str] = ("train", "val")
+) -> dict[str, list[tuple[Path, int]]]:
+    """The samples of every split, with the layout checked: every split present, non-empty classes, the same
+    classes in every split. Raises DatasetError naming the folder."""
     root = Path(root)
-    counts, reference = {}, None
+    by_split, reference = {}, None
     for split in splits:
         classes, samples = list_class_folders(root / split)
         if reference is not None and classes != reference[1]:
@@ -108,11 +108,21 @@ def check_imagenet_root(
                 IMAGENET_LAYOUT,
             )
         reference = reference or (split, classes)
-        if full:
+        by_split[split] = samples
+    return by_split
+
+
+def check_imagenet_root(
+    root: str | os.PathLike, splits: Sequence[str] = ("train", "val"), full: bool = False
+) -> dict[str, int]:
+    """Check the class-folder tree before a run (``class_folder_splits``); with ``full``, decode every image.
+    Returns the number of images per split."""
+    by_split = class_folder_splits(root, splits)
+    if full:
+        for samples in by_split.values():
             for path, _ in samples:
                 open_rgb(path, IMAGENET_LAYOUT)
-        counts[split] = len(samples)
-    return counts
+    return {split: len(samples) for split, samples in by_split.items()}
 
 
 def read_captions(root: str | os.PathLike, split: str = "train") -> list[tuple[Path, str]]:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from downstream.datasets.errors import DatasetError
 
@@ -35,6 +35,21 @@ def open_rgb(path: str | os.PathLike, layout: str) -> Image.Image:
     """Fully decode ``path`` as RGB (a lazy ``Image.open`` would defer truncation errors to later)."""
     with _decoding(path, layout) as image:
         return image.convert("RGB")
+
+
+def decode(path: str | os.PathLike, layout: str) -> None:
+    """Decode every byte of ``path`` and keep nothing: what a check before a run needs to know that the file
+    reads. A truncated file is an error even where a caller set PIL's ``LOAD_TRUNCATED_IMAGES``; a JPEG is
+    decoded at 1/8 scale (libjpeg still reads the whole entropy-coded stream, so truncation and broken
+    markers show as at full scale, several times faster)."""
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with _decoding(path, layout) as image:
+            if image.format == "JPEG":
+                image.draft(image.mode, (1, 1))
+            image.load()
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
 
 def open_array(
