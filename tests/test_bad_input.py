@@ -6,14 +6,18 @@ in the resolving note (``python -m pytest tests/test_bad_input.py -s`` prints it
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tests.golden.traces import BUDGET
 
@@ -226,6 +230,85 @@ def test_resume_removes_what_a_kill_during_a_save_left(golden_setting, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not stale.exists() and (work / "encoder.pth").is_file()
     assert f"removed {stale}" in resumed.stdout + resumed.stderr
+
+
+@pytest.fixture()
+def real_root(golden_setting, tmp_path):
+    """A copy of the golden SynthScenes folders as a real-data root (no manifest: nothing regenerates it)."""
+    root = tmp_path / "real"
+    for layout in ("imagenet", "ade20k", "coco"):
+        shutil.copytree(golden_setting.data.root / layout, root / layout)
+    return root
+
+
+def first(folder: Path, pattern: str) -> Path:
+    return sorted(folder.rglob(pattern))[0]
+
+
+def out_of_range_label(path: Path) -> None:
+    labels = np.array(Image.open(path))
+    labels[0, 0] = 200  # one pixel outside the 150 ADE20K classes
+    Image.fromarray(labels).save(path)
+
+
+def coco_without(path: Path, key: str) -> None:
+    content = json.loads(path.read_text())
+    del content["annotations"][0][key]
+    path.write_text(json.dumps(content))
+
+
+BROKEN_DATA = {
+    # class: (how the copy is broken -> the file or folder the line must name, the script and its flags)
+    "missing root": (lambda root: root / "nowhere", "reproduce/pretrain.py", ["--method", "mae"]),
+    "empty class": (
+        lambda root: (root / "imagenet" / "train" / "empty").mkdir() or root / "imagenet" / "train" / "empty",
+        "reproduce/pretrain.py",
+        ["--method", "mae"],
+    ),
+    "truncated image": (
+        lambda root: truncate(first(root / "imagenet" / "train", "*.png")),
+        "reproduce/pretrain.py",
+        ["--method", "mae"],
+    ),
+    "label out of range, train": (
+        lambda root: out_of_range_label(p := first(root / "ade20k/annotations/training", "*.png")) or p,
+        "reproduce/table2.py",
+        ["--methods", "mae", "--plan"],
+    ),
+    "label out of range, val": (
+        lambda root: out_of_range_label(p := first(root / "ade20k/annotations/validation", "*.png")) or p,
+        "reproduce/table2.py",
+        ["--methods", "mae", "--plan"],
+    ),
+    "invalid JSON": (
+        lambda root: (p := root / "coco/annotations/instances_train2017.json").write_text("{") and p,
+        "reproduce/table3.py",
+        ["--methods", "mae", "--plan"],
+    ),
+    "COCO file missing a key": (
+        lambda root: coco_without(p := root / "coco/annotations/instances_val2017.json", "area") or p,
+        "reproduce/table3.py",
+        ["--methods", "mae", "--plan"],
+    ),
+}
+
+
+def truncate(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("kind", BROKEN_DATA)
+def test_broken_data_is_refused_before_any_work(kind, real_root, tmp_path):
+    """On the small budget (real data: nothing is regenerated), one line naming the broken file."""
+    breaks, script, flags = BROKEN_DATA[kind]
+    named = breaks(real_root)
+    data_root = named if kind == "missing root" else real_root
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ["--budget", "small", "--data-root", str(data_root), "--work-dir", str(work), *flags]
+    refused(kind, script, *args, work=work, names=(str(named.relative_to(real_root)),), within_s=120)
 
 
 def test_print_the_table_of_cases():
