@@ -74,7 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="return at once if the run folder already holds a finished run with this run key",
     )
-    p.add_argument("--data-root", default=None, help="dataset root for budgets on real data (small/base)")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="dataset root: real data for small/base (README.md, Real datasets); at micro/tiny a folder that "
+        "already holds the budget's SynthScenes dataset (default: generated under data/)",
+    )
     p.add_argument(
         "--launcher",
         default="none",
