@@ -33,4 +33,4 @@ reproduce: setup
 	$(PY) reproduce/table1.py $(ARGS)
 
 clean:
-	rm -rf work_dirs tables/out .pytest_cache
+	rm -rf work_dirs .pytest_cache

@@ -4,6 +4,7 @@
   of loading and discarding every batch already trained on.
 - ``MethodStepHook``: tells the model where training is (``set_progress``) before each step, and calls
   ``after_train_step`` (EMA teachers update there) after each optimizer step.
+- ``train``: ``runner.train()``, with a file that stops reading mid-run reported like a NaN loss.
 - ``NonFiniteLossHook``: stops the run at the first NaN/inf loss, naming the step and the last good
   checkpoint. The hook runs before any checkpoint is written, so a bad step is never saved.
 - ``AtomicLocalBackend``: checkpoints and the ``last_checkpoint`` pointer are written to a temporary file
@@ -20,8 +21,10 @@ from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.hooks import Hook
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import HOOKS, LOOPS, MODEL_WRAPPERS
+from mmengine.runner import Runner
 from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterator
 
+from downstream.datasets.errors import DatasetError, raised_message
 from downstream.mm_run import unwrap
 from methods.atomic import atomic_write_bytes
 from reproduce.pretrain_data import KeyedInfiniteSampler  # noqa: F401  (registered with the loop it serves)
@@ -109,6 +112,19 @@ def last_checkpoint(work_dir: str | Path) -> str | None:
         if path and Path(path).is_file():
             return path
     return None
+
+
+def train(runner: Runner) -> None:
+    """``runner.train()``; a dataset file that stops reading during the run (changed or removed after the
+    check before the run) stops it with one line naming the file, the step and the last good checkpoint."""
+    try:
+        runner.train()
+    except DatasetError as exc:
+        last = last_checkpoint(runner.work_dir) or "none (no checkpoint was written yet)"
+        raise DatasetError(
+            f"{raised_message(exc)}; training stopped at step {runner.iter + 1}, the last good checkpoint is "
+            f"{last}: fix the file, then run again with --resume"
+        ) from None
 
 
 @HOOKS.register_module()

@@ -7,11 +7,19 @@ and writes a record. Pretraining is a typed call (``reproduce.pretrain.pretrain`
 budget and prepared dataset; it reuses a finished run with the same run key (config, training code and
 dataset), resumes an interrupted one, and never reuses a stale one (its key differs, so it lives in another
 folder). ``--plan`` prints the jobs and exits.
+
+What a run writes stays under its work dir (records, runs, logs, and the rendered tables in
+``<work-dir>/tables/<budget>/``); RESULTS.md, the one file outside it, is updated only by the default run
+(``results_md_choice``) or on request (``--results-md``). The console shows one line per job, warnings once,
+then the table and the files written; ``--verbose`` shows mmengine's logs too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shlex
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +29,7 @@ from typing import Any
 import torch
 from mmengine.config import Config
 
-from downstream.mm_run import quiet_mmengine
+from downstream.mm_run import quiet_console, quiet_mmengine
 from downstream.result import ProtocolInputs
 from methods.backbone import ENCODER_ARCH_KEYS, build_vit
 from methods.cli import UserInputError, one_line
@@ -32,6 +40,7 @@ from tables.records import Record, read_record, write_record
 from tables.specs import BASELINE
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS_MD = ROOT / "RESULTS.md"
 
 
 @dataclass(frozen=True)
@@ -141,10 +150,15 @@ class Pipeline:
         encoders: dict[Row, Encoder] = {}
         records: list[Path] = []
         start, total, done = time.perf_counter(), sum(j.weight for j in jobs) or 1.0, 0.0
+        # on a terminal a row's jobs share one line, rewritten in place, so a table of many seeds stays a
+        # screenful; in a log file (CI, nohup) every job keeps its line
+        live = sys.stdout.isatty()
         for i, job in enumerate(jobs, 1):
             elapsed = time.perf_counter() - start
             eta = f"~{elapsed / done * (total - done) / 60:.1f} min left" if done else "estimating"
-            print(f"[{i}/{len(jobs)}] {job.label}  ({elapsed / 60:.1f} min elapsed, {eta})", flush=True)
+            line = f"[{i}/{len(jobs)}] {job.label}  ({elapsed / 60:.1f} min elapsed, {eta})"
+            row_ends = i == len(jobs) or jobs[i].row != job.row
+            print(f"\r\x1b[K{line}" if live else line, end="" if live and not row_ends else "\n", flush=True)
             if job.protocol is None:
                 encoders[job.row] = self.encoder(job.row)
             else:
@@ -302,19 +316,113 @@ def protocol_record(
 REUSED_SEEDS_HELP = "pretraining seeds per method (default: Table 1's, so its checkpoints are reused)"
 
 
-def table_parser(description: str | None, seeds_help: str = REUSED_SEEDS_HELP) -> argparse.ArgumentParser:
-    """The parser of a per-encoder table script (its docstring as ``description``) with the flags they all
-    take; a script adds its own."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+#: the budget of the run RESULTS.md shows (with every other flag at its default, ``NEUTRAL_FLAGS`` aside)
+DEFAULT_BUDGET = "tiny"
+#: flags (argparse dests) that change where a run writes or what it prints, not the rows, seeds and cells of
+#: its table: any other flag set to something other than its default makes a run RESULTS.md does not show
+NEUTRAL_FLAGS = frozenset(
+    {"help", "work_dir", "data_root", "out_dir", "results_md", "plan", "verbose", "sequence", "list"}
+)
+
+
+class TableParser(argparse.ArgumentParser):
+    """The parser of a table script. The namespace it returns also holds the command it parsed
+    (``command``: ``python <script> <args>``) and the flags given a value other than their default that
+    change the table (``changed``, e.g. ``['--budget micro', '--methods mae']``): what decides whether the
+    run updates RESULTS.md (``results_md_for``)."""
+
+    def __init__(self, *args: Any, script: str | Path, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.path = Path(script).resolve()
+        self.script = str(self.path.relative_to(ROOT)) if self.path.is_relative_to(ROOT) else str(self.path)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
+        argv = list(sys.argv[1:] if args is None else args)
+        ns = super().parse_args(argv, namespace)
+        # the script as it was typed on the command line, else its path in the repository
+        typed = args is None and Path(sys.argv[0]).resolve() == self.path
+        ns.command = ("python", sys.argv[0] if typed else self.script, *argv)
+        ns.changed = changed_flags(self, ns)
+        return ns
+
+
+def changed_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The flags of ``args`` that differ from ``parser``'s defaults and change the table (not in
+    ``NEUTRAL_FLAGS``), as they would be typed: ``--methods mae``, ``--no-baseline``."""
+    changed = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in NEUTRAL_FLAGS:
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:  # store_true / store_const
+            changed.append(flag)
+        elif isinstance(value, list):  # append (--checkpoint)
+            changed += [f"{flag} {v}" for v in value]
+        else:
+            changed.append(f"{flag} {value}")
+    return changed
+
+
+@dataclass(frozen=True)
+class ResultsMd:
+    """Whether a table run updates RESULTS.md: ``path`` (None: it does not) and, when not, the line it
+    prints (``note``: why, and the exact command that would)."""
+
+    path: Path | None
+    note: str = ""
+
+
+def results_md_choice(
+    changed: Sequence[str],
+    requested: bool | None = None,
+    command: Sequence[str] = (),
+    path: Path = RESULTS_MD,
+) -> ResultsMd:
+    """The rule, in one place: a table script updates its section of RESULTS.md when it ran the default
+    run (budget ``tiny``, the default methods and seeds, no ``--checkpoint``: ``changed`` is empty), or when
+    asked (``requested`` True: ``--results-md``); ``--no-results-md`` (``requested`` False) refuses it even
+    then. Otherwise RESULTS.md is left unchanged and the note says so, with ``command`` (what was run, as
+    ``python <script> <args>``) as it would update it."""
+    if requested or (requested is None and not changed):
+        return ResultsMd(path)
+    again = [a for a in command if a != "--no-results-md"]
+    if requested is False:
+        why = "--no-results-md"
+    else:
+        why = f"it shows the default run (budget {DEFAULT_BUDGET}, the default methods and seeds, no "
+        why += f"--checkpoint) and this run sets {' '.join(changed)}"
+        again.append("--results-md")
+    return ResultsMd(None, f"RESULTS.md left unchanged: {why}; to update it: {shlex.join(again)}")
+
+
+def results_md_for(args: argparse.Namespace) -> ResultsMd:
+    """``results_md_choice`` for the flags a ``TableParser`` parsed."""
+    return results_md_choice(args.changed, args.results_md, args.command)
+
+
+def table_parser(
+    description: str | None, seeds_help: str = REUSED_SEEDS_HELP, *, script: str | Path
+) -> TableParser:
+    """The parser of a per-encoder table script (its docstring as ``description``, its ``__file__`` as
+    ``script``) with the flags they all take; a script adds its own."""
+    p = TableParser(description=description, script=script)
     add_table_args(p, seeds_help)
     return p
 
 
 def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
     """The flags every per-encoder table script takes (``--budget``, ``--methods``, ``--seeds``,
-    ``--checkpoint``, ``--data-root``, ``--work-dir``, ``--equalize``, ``--out-dir``, ``--no-results-md``,
-    ``--plan``, ``--no-baseline``)."""
-    p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
+    ``--checkpoint``, ``--data-root``, ``--work-dir``, ``--equalize``, ``--plan``, ``--no-baseline``, and
+    ``add_output_args``' ``--out-dir``, ``--results-md``/``--no-results-md``, ``--verbose``)."""
+    p.add_argument(
+        "--budget",
+        default=DEFAULT_BUDGET,
+        help=f"budget name (reproduce/budgets/); default: {DEFAULT_BUDGET}",
+    )
     p.add_argument(
         "--methods",
         default=None,
@@ -337,13 +445,45 @@ def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
         default=None,
         help="equal epochs (the papers' convention) or equal training FLOPs per method",
     )
-    p.add_argument("--out-dir", default=str(ROOT / "tables" / "out"), help="rendered tables go here")
-    p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
     p.add_argument("--plan", action="store_true", help="print the jobs (row x seed x protocol) and exit")
     p.add_argument(
         "--no-baseline",
         action="store_true",
         help="leave out the random-init row (the budget's ViT evaluated without pretraining)",
+    )
+    add_output_args(p)
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    """What every table script writes and prints: ``--out-dir``, ``--results-md`` / ``--no-results-md``,
+    ``--verbose``."""
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        help="rendered tables (markdown, CSV, LaTeX, plots) go to DIR/<budget>/ (default: <work-dir>/tables)",
+    )
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--results-md",
+        dest="results_md",
+        action="store_const",
+        const=True,
+        default=None,
+        help=f"update this table's section of RESULTS.md (default: only on the default run: budget "
+        f"{DEFAULT_BUDGET}, the default methods and seeds, no --checkpoint)",
+    )
+    choice.add_argument(
+        "--no-results-md",
+        dest="results_md",
+        action="store_const",
+        const=False,
+        help="leave RESULTS.md unchanged, even on the default run",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show mmengine's logs on the console too (default: they stay in the log files in the work dir; "
+        "the console shows one line per job, warnings once, the table and the files written)",
     )
 
 
@@ -381,9 +521,15 @@ class TableRun:
     seeds: int | None = None  # --seeds: every row and evaluation gets this many; None: DEFAULT_SEEDS
     baseline: bool = True
     checkpoints: tuple[str, ...] = ()
-    out_dir: Path = ROOT / "tables" / "out"
-    results_md: Path | None = ROOT / "RESULTS.md"
+    out_dir: Path | None = None  # rendered tables: out_dir/<budget>/; None: <work_dir>/tables
+    results_md: Path | None = None  # the RESULTS.md whose section ``render`` updates; None: none
+    results_md_note: str = ""  # printed after the table when RESULTS.md is left unchanged (``ResultsMd``)
     plan_only: bool = False
+    verbose: bool = False  # mmengine's logs on the console too (``quiet_console``)
+
+    def __post_init__(self) -> None:
+        self.work_dir = Path(self.work_dir)
+        self.out_dir = self.work_dir / "tables" if self.out_dir is None else Path(self.out_dir)
 
     def eval_seeds(self) -> tuple[range, range, range, range]:
         """(pretraining, linear-probe, fine-tune, anchor pretraining) seeds: ``seeds`` of each, with one
@@ -407,12 +553,14 @@ class TableRun:
 
     def run(self, protocols: Sequence[Protocol], rows: Sequence[Row] | None = None) -> bool:
         """Run (or with ``plan_only`` print) the plan of ``rows`` (default: ``rows()``) x ``protocols``.
-        Returns False when it only printed the plan."""
-        return run_or_print(
-            plan(self.rows() if rows is None else rows, protocols),
-            Pipeline(self.cfg, self.data, self.work_dir),
-            only_print=self.plan_only,
-        )
+        Returns False when it only printed the plan. Unless ``verbose``, mmengine's logs stay in the log files
+        of the runs (``quiet_console``)."""
+        with contextlib.nullcontext() if self.verbose else quiet_console():
+            return run_or_print(
+                plan(self.rows() if rows is None else rows, protocols),
+                Pipeline(self.cfg, self.data, self.work_dir),
+                only_print=self.plan_only,
+            )
 
     def render(self, table: Any):
         """Render ``table`` (a number or a ``TableSpec``) from the records under the work dir (and its
@@ -420,6 +568,31 @@ class TableRun:
         from tables.render import render_table
 
         return render_table(table, self.work_dir, self.cfg.budget, self.out_dir, results_md=self.results_md)
+
+    def show(self, rendered: Any, **more: Path) -> None:
+        """Print a rendered table (its ``summary``: the provenance and the notes stay in the markdown file),
+        then every file written (``more``: the script's own, e.g. a visualisation) and RESULTS.md when
+        updated, where the records and the runs' logs are, and, when RESULTS.md was left unchanged, why and
+        the command that would update it (``results_md_note``)."""
+        print(rendered.summary)
+        print("written (the markdown also holds the provenance, the seeds and the notes):")
+        for kind, path in {**rendered.paths, **more}.items():
+            if kind != "results":
+                print(f"  {FILE_KINDS.get(kind, kind)}: {path}")
+        if "results" in rendered.paths:
+            print(f"  RESULTS.md ({rendered.spec.id} section): {rendered.paths['results']}")
+        budget = rendered.budget
+        print(f"  records: {self.work_dir / 'records' / budget}")
+        print(
+            f"  mmengine logs: in each run's folder under {self.work_dir / budget} (pretraining) and "
+            f"{self.work_dir / 'eval' / budget} (protocols)"
+        )
+        if "results" not in rendered.paths and self.results_md_note:
+            print(self.results_md_note)
+
+
+#: how ``TableRun.show`` names the files of ``RenderedTable.paths``
+FILE_KINDS = {"md": "markdown", "csv": "CSV", "tex": "LaTeX", "plot": "plot"}
 
 
 #: Seeds per budget when ``--seeds`` is not given: (pretraining, linear-probe, fine-tune, anchor pretraining).
@@ -449,11 +622,13 @@ def open_table(
     budget (with ``equalize``), the method names, every ``--checkpoint`` file (loaded strictly), the dataset
     root and every ``check(cfg, data)`` (recipes, layouts). A refusal is one line, not a failure after hours
     of pretraining. ``methods`` as ``--methods``; ``options`` are ``TableRun`` fields (seeds, baseline,
-    checkpoints, out_dir, ...)."""
+    checkpoints, out_dir, results_md, verbose, ...): RESULTS.md is left alone unless ``results_md`` names
+    it."""
     from reproduce import data_root as data_roots
     from reproduce.budget import load_budget
 
-    quiet_mmengine()
+    if not options.get("verbose"):
+        quiet_mmengine()
     cfg = load_budget(budget)
     if equalize:
         cfg.pretrain.equalize = equalize
@@ -466,7 +641,9 @@ def open_table(
 
 
 def prepare_table(args: argparse.Namespace, check: Check | None = None) -> TableRun:
-    """``open_table`` from the flags of ``add_table_args``."""
+    """``open_table`` from the flags of ``add_table_args`` (a ``TableParser``'s namespace); whether the run
+    updates RESULTS.md is ``results_md_for``'s."""
+    results = results_md_for(args)
     return open_table(
         args.budget,
         work_dir=Path(args.work_dir),
@@ -477,7 +654,9 @@ def prepare_table(args: argparse.Namespace, check: Check | None = None) -> Table
         seeds=args.seeds,
         baseline=not args.no_baseline,
         checkpoints=tuple(args.checkpoint),
-        out_dir=Path(args.out_dir),
-        results_md=None if args.no_results_md else ROOT / "RESULTS.md",
+        out_dir=Path(args.out_dir) if args.out_dir else None,
+        results_md=results.path,
+        results_md_note=results.note,
         plan_only=args.plan,
+        verbose=args.verbose,
     )

@@ -43,7 +43,7 @@ from reproduce import budget as budgets
 from reproduce import clip_teacher_files as clip_teachers
 from reproduce import data_root
 from reproduce.code_key import code_hash, training_modules
-from reproduce.harness import init_cpu_process_group  # also registers the loop, hooks, backend
+from reproduce.harness import init_cpu_process_group, train  # also registers the loop, hooks, backend
 from reproduce.pretrain_data import CropBatch, DecodedImages, KeyedViews, PretrainDataset
 from reproduce.provenance import provenance, stable_hash
 from tables.records import Record, read_record, record_path, write_record
@@ -387,7 +387,7 @@ def pretrain(
     for hook in hooks:
         runner.register_hook(hook)
     wall_start = time.perf_counter()
-    runner.train()
+    train(runner)
     wall = time.perf_counter() - wall_start
 
     model = unwrap(runner.model)

@@ -3,7 +3,7 @@ several pretraining seeds and write every cell (mean, spread over pretraining se
 ``tables/recorded/<budget>.csv``.
 
     python reproduce/record.py --budget micro [--seeds 3] [--work-dir DIR] [--tables 1,2,3,4,5] [--merge]
-                               [--methods M1,M2] [--rows5 R1,R2]
+                               [--methods M1,M2] [--rows5 R1,R2] [--verbose]
 
 ``--merge`` re-records only the tables named by ``--tables`` and keeps the CSV's cells of the others (a new
 protocol's table, without re-running the rest).
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> Path:
         action="store_true",
         help="keep the recorded cells of the tables not run (default: the CSV holds only this run's cells)",
     )
+    p.add_argument("--verbose", action="store_true", help="show mmengine's logs on the console too")
     args = p.parse_args(argv)
     if args.seeds < MIN_SEEDS:
         raise SystemExit(
@@ -82,8 +83,8 @@ def main(argv: list[str] | None = None) -> Path:
             methods=args.methods,
             checks=[checks[n] for n in tables if n in checks],
             seeds=args.seeds,
-            out_dir=work_dir / "out",
-            results_md=None,
+            results_md=None,  # never RESULTS.md: the cells go to the CSV, the tables to <work-dir>/tables/
+            verbose=args.verbose,
         )
         # Tables 2-4 evaluate the encoders Table 1 pretrained (reused by run key); Table 5 has its own rows
         runs = {1: table1.run_table, 2: table2.run_table, 3: table3.run_table, 4: table4.run_table}

@@ -2,13 +2,15 @@
 protocol), with the papers' numbers and their protocols beside.
 
     python reproduce/table2.py [--budget tiny] [--methods mae,hpm] [--seeds N] [--checkpoint NAME=PATH ...]
-                               [--data-root DIR] [--work-dir DIR] [--equalize epochs|flops]
+                               [--data-root DIR] [--work-dir DIR] [--equalize epochs|flops] [--out-dir DIR]
+                               [--results-md | --no-results-md] [--verbose]
 
 For every discovered method (and variant) and every pretraining seed: pretrain, or reuse the finished run
 with the same run key (Table 1's checkpoints, when Table 1 ran with the same budget, seeds and work dir; a
 stale checkpoint is never reused). Then train UperNet on the encoder (``downstream/ade20k``: the budget's
 ``ade20k`` section written into mmseg's MAE config) and test once after the final iteration; write one record
-per encoder and render Table 2 (mIoU, aAcc; markdown, CSV, LaTeX and the Table 2 section of RESULTS.md). A
+per encoder and render Table 2 (mIoU, aAcc; markdown, CSV and LaTeX in ``<work-dir>/tables/<budget>/``, and
+the Table 2 section of RESULTS.md on the default run or with ``--results-md``, as Table 1). A
 ``random-init`` row (the budget's ViT at MAE's initialisation, never pretrained) is the floor;
 ``--no-baseline`` leaves it out. One segmentation run per encoder (seed 0): the pretraining seeds vary.
 """
@@ -30,7 +32,7 @@ from reproduce.pipeline import Encoder, Protocol, TableRun, eval_dir, prepare_ta
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = table_parser(__doc__)
+    p = table_parser(__doc__, script=__file__)
     return p.parse_args(argv)
 
 
@@ -54,7 +56,7 @@ def run_table(t: TableRun) -> Path | None:
 
     if not t.run([Protocol("ade20k", "ADE20K UperNet", run)]):
         return None
-    print(t.render(2).markdown)
+    t.show(t.render(2))
     return t.out_dir / t.cfg.budget / "table2.md"
 
 

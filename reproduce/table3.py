@@ -3,15 +3,17 @@ pretrained encoder, fine-tuned end to end through mmdet.
 
     python reproduce/table3.py [--budget tiny] [--methods mae,hpm] [--seeds N] [--checkpoint NAME=PATH ...]
                                [--protocol vitdet|fpn_li2021] [--data-root DIR] [--work-dir DIR]
-                               [--equalize epochs|flops]
+                               [--equalize epochs|flops] [--out-dir DIR] [--results-md | --no-results-md]
+                               [--verbose]
 
 For every discovered method (and variant) and every pretraining seed: pretrain, or reuse the finished run
 with the same run key (Table 1's checkpoints, when Table 1 ran with the same budget, seeds and work dir; a
 stale checkpoint is never reused). Then fine-tune Mask R-CNN on the budget's COCO-layout train split and
 evaluate it once on the val split with mmdet's COCO metric (``downstream/coco``: ViTDet by default, or
 ``--protocol fpn_li2021``, Li et al.'s FPN on four blocks), write one record per encoder, and render Table 3
-(AP box, AP mask; markdown, CSV, LaTeX and the Table 3 section of RESULTS.md) with the papers' numbers and
-their protocols beside. A ``random-init`` row (the budget's ViT at MAE's initialisation, never pretrained) is
+(AP box, AP mask; markdown, CSV and LaTeX in ``<work-dir>/tables/<budget>/``, and the Table 3 section of
+RESULTS.md on the default run or with ``--results-md``, as Table 1) with the papers' numbers and their
+protocols beside. A ``random-init`` row (the budget's ViT at MAE's initialisation, never pretrained) is
 the floor; ``--no-baseline`` leaves it out. One fine-tuning run (seed 0) per encoder.
 """
 
@@ -31,7 +33,7 @@ from reproduce.pipeline import Encoder, Protocol, TableRun, eval_dir, prepare_ta
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = table_parser(__doc__)
+    p = table_parser(__doc__, script=__file__)
     p.add_argument(
         "--protocol",
         choices=sorted(PROTOCOLS),
@@ -71,7 +73,7 @@ def run_table(t: TableRun, protocol: str | None = None) -> Path | None:
 
     if not t.run([Protocol("coco", "COCO Mask R-CNN", run)]):
         return None
-    print(t.render(3).markdown)
+    t.show(t.render(3))
     return t.out_dir / t.cfg.budget / "table3.md"
 
 

@@ -2,14 +2,16 @@
 (DINO's procedure, the official metrics), with a visualisation of one sequence next to the table.
 
     python reproduce/table4.py [--budget tiny] [--methods mae,hpm] [--seeds N] [--checkpoint NAME=PATH ...]
-                               [--data-root DIR] [--work-dir DIR] [--equalize epochs|flops]
+                               [--data-root DIR] [--work-dir DIR] [--equalize epochs|flops] [--out-dir DIR]
+                               [--results-md | --no-results-md] [--verbose]
 
 For every discovered method (and variant) and every pretraining seed: pretrain, or reuse the finished run
 with the same run key (Table 1's checkpoints, when Table 1 ran with the same budget, seeds and work dir; a
 stale checkpoint is never reused). Then propagate the first annotation of each DAVIS ``val`` sequence
 (``downstream/davis``), score the predictions as the davis2017-evaluation toolkit does, write one record per
-encoder, and render Table 4 (J&F-Mean, J-Mean, F-Mean; markdown, CSV, LaTeX and the Table 4 section of
-RESULTS.md) and ``table4_davis.png`` (one sequence: frames, ground truth, each row's masks). A
+encoder, and render Table 4 (J&F-Mean, J-Mean, F-Mean; markdown, CSV, LaTeX and ``table4_davis.png``, one
+sequence's frames, ground truth and each row's masks, in ``<work-dir>/tables/<budget>/``; the Table 4 section
+of RESULTS.md on the default run or with ``--results-md``, as Table 1). A
 ``random-init`` row (the budget's ViT at MAE's initialisation, never pretrained) is the floor;
 ``--no-baseline`` leaves it out. The protocol has no randomness: one evaluation per encoder.
 """
@@ -34,7 +36,7 @@ VISUALISATION = "table4_davis.png"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = table_parser(__doc__)
+    p = table_parser(__doc__, script=__file__)
     p.add_argument("--sequence", default=None, help="visualised sequence (default: the split's first)")
     return p.parse_args(argv)
 
@@ -75,8 +77,7 @@ def run_table(t: TableRun, sequence: str | None = None) -> Path | None:
         split=recipe["split"],
         title=f"Table 4 ({cfg.budget}): DAVIS label propagation, first pretraining seed of each row",
     )
-    print(rendered.markdown)
-    print(f"visualisation: {panel}")
+    t.show(rendered, visualisation=panel)
     return out / "table4.md"
 
 

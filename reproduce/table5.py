@@ -1,7 +1,8 @@
 """Table 5: CMT-MAE's ablations under one budget (masking source, target, alpha, stage-1 length), and those
 any other method folder declares.
 
-    python reproduce/table5.py [--budget tiny] [--seeds N] [--work-dir DIR] [--skip finetune]
+    python reproduce/table5.py [--budget tiny] [--seeds N] [--work-dir DIR] [--skip finetune] [--out-dir DIR]
+                               [--results-md | --no-results-md] [--verbose]
 
 Rows: MAE (random masking, pixel target), then every method whose ``config.py`` declares ``ablations``, with
 its default and variants: CMT-MAE's default, its teacher-only variant (alpha = 0 throughout) and its
@@ -9,7 +10,8 @@ ablations (one choice changed each: masking source random / teacher / student, t
 student, stage 2's alpha, stage-1 length), and the CLIP teacher's own linear probe as a reference row.
 Each row is pretrained (or reused, same run key rules as Table 1) and evaluated with the Table 1 protocols
 and the same seeds policy (``TableRun.eval_seeds``); the table is rendered by ``tables/render.py``
-(markdown, CSV, LaTeX, the Table 5 section of RESULTS.md) and its cells are regression cells like Table 1's.
+(markdown, CSV and LaTeX in ``<work-dir>/tables/<budget>/``; the Table 5 section of RESULTS.md on the default
+run or with ``--results-md``, as Table 1) and its cells are regression cells like Table 1's.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 import methods  # noqa: E402
 from methods.registry import list_ablations  # noqa: E402
-from reproduce.pipeline import TableRun, in1k_protocols, open_table  # noqa: E402
+from reproduce.pipeline import (  # noqa: E402
+    DEFAULT_BUDGET,
+    TableParser,
+    TableRun,
+    add_output_args,
+    in1k_protocols,
+    open_table,
+    results_md_for,
+)
 from tables.specs import TABLE5  # noqa: E402
 
 #: the random-masking baseline every ablation is read against
@@ -57,17 +67,20 @@ def describe(name: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", default="tiny", help="budget name (reproduce/budgets/); default: tiny")
+    p = TableParser(description=__doc__, script=__file__)
+    p.add_argument(
+        "--budget",
+        default=DEFAULT_BUDGET,
+        help=f"budget name (reproduce/budgets/); default: {DEFAULT_BUDGET}",
+    )
     p.add_argument("--rows", default=None, help="comma-separated rows (default: all, see --list)")
     p.add_argument("--list", action="store_true", help="print the rows and what each changes, then exit")
     p.add_argument("--seeds", type=int, default=None, help="pretraining and evaluation seeds (as Table 1)")
     p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
     p.add_argument("--work-dir", default=str(REPO / "work_dirs"), help="runs and records go here")
-    p.add_argument("--out-dir", default=str(REPO / "tables" / "out"), help="rendered tables go here")
-    p.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
     p.add_argument("--skip", default="", help="comma-separated protocols to skip: linear_probe,finetune,knn")
     p.add_argument("--plan", action="store_true", help="print the jobs (row x seed x protocol) and exit")
+    add_output_args(p)
     return p.parse_args(argv)
 
 
@@ -85,7 +98,7 @@ def run_table(
     if not t.run(protocols, t.rows(names, baseline=False)):
         return None
     notes = "Rows: " + "; ".join(describe(n) for n in names) + "."
-    print(t.render(dataclasses.replace(TABLE5, notes=(*TABLE5.notes, notes))).markdown)
+    t.show(t.render(dataclasses.replace(TABLE5, notes=(*TABLE5.notes, notes))))
     return t.out_dir / t.cfg.budget / "table5.md"
 
 
@@ -95,14 +108,17 @@ def main(argv: list[str] | None = None) -> Path | None:
         for name in rows():
             print(describe(name))
         return None
+    results = results_md_for(args)
     t = open_table(
         args.budget,
         work_dir=Path(args.work_dir),
         data_root=args.data_root,
         seeds=args.seeds,
-        out_dir=Path(args.out_dir),
-        results_md=None if args.no_results_md else REPO / "RESULTS.md",
+        out_dir=Path(args.out_dir) if args.out_dir else None,
+        results_md=results.path,
+        results_md_note=results.note,
         plan_only=args.plan,
+        verbose=args.verbose,
     )
     names = args.rows.split(",") if args.rows else None
     return run_table(t, names, frozenset(filter(None, args.skip.split(","))))

@@ -27,7 +27,7 @@ import pandas as pd
 
 from tables.aggregate import CellStats, Row, cell_stats, load_frame, table_rows
 from tables.paper_numbers import DEFAULT_PATH, PROTOCOL_TITLES, PaperNumber, load_paper_numbers
-from tables.records import DEFAULT_RECIPE, FLOPS_UNIT, write_text_atomic
+from tables.records import DEFAULT_RECIPE, FLOPS_UNIT, iter_records, write_text_atomic
 from tables.signal import Spread, gap
 from tables.specs import (
     BASELINE,
@@ -41,8 +41,9 @@ from tables.specs import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "tables" / "out"
 DEFAULT_RESULTS = ROOT / "RESULTS.md"
+#: where ``render_table`` writes by default: ``<work_dir>/tables/<budget>/``, with the records it reads
+OUT_SUBDIR = "tables"
 
 DASH = "—"  # a missing cell
 ND = "≈"  # not distinguishable from the best of its column
@@ -67,6 +68,9 @@ class RenderedTable:
     notes: list[str]
     markdown: str  # the section written to RESULTS.md and tableN.md
     paths: dict[str, Path] = field(default_factory=dict)
+    # what a terminal shows: the title, the table and the gaps, without the provenance line and the notes
+    # (a screenful each), which the markdown file keeps
+    summary: str = ""
 
 
 # ------------------------------------------------------------------------------------------- formatting
@@ -271,9 +275,51 @@ def update_results_section(results_md: str | os.PathLike, table_id: str, body: s
     return write_text_atomic(text, path)
 
 
-def plot_against_cost(rt: RenderedTable, path: Path) -> Path:
+def num_classes(work_dir: str | os.PathLike, budget: str, protocol: str) -> int | None:
+    """The number of classes the records of ``protocol`` were scored on (their ``data.num_classes``); None
+    when none carries it or they disagree."""
+    found = {
+        (record.extra.get("data") or {}).get("num_classes")
+        for record in iter_records(work_dir, budget=budget, protocol=protocol)
+    } - {None}
+    return int(found.pop()) if len(found) == 1 else None
+
+
+@dataclass(frozen=True)
+class ReferenceLine:
+    """A horizontal line of an accuracy-against-cost panel: a reference row's mean (its std as a band) or
+    chance."""
+
+    label: str
+    value: float
+    std: float = math.nan
+    kind: str = "row"  # 'row' or 'chance'
+
+
+def reference_lines(rt: RenderedTable, y_key: str, classes: int | None = None) -> list[ReferenceLine]:
+    """The reference lines of the panel of column ``y_key``: each of the plot's ``reference_rows`` with a
+    value in that column (random-init: what pretraining has to beat), then chance (100 / ``classes``) when
+    the plot asks for it and ``classes`` is known."""
+    plot = rt.spec.plot
+    assert plot is not None
+    lines = []
+    for row in rt.rows:
+        if row.method in plot.reference_rows and (s := rt.stats.get((row.key, y_key))):
+            lines.append(ReferenceLine(f"{row.label}: {s.mean:.1f}", s.mean, s.std))
+    if plot.chance and classes:
+        lines.append(
+            ReferenceLine(
+                f"chance: 100/{classes} classes = {100 / classes:.1f}", 100 / classes, kind="chance"
+            )
+        )
+    return lines
+
+
+def plot_against_cost(rt: RenderedTable, path: Path, classes: dict[str, int | None] | None = None) -> Path:
     """Each row's measured accuracy (mean ± std) against its cost column (mean), one panel per measured
-    column; a PNG is written even without data (saying so), so the path the notes give always exists."""
+    column, with the plot's reference lines (``reference_lines``; ``classes``: each panel's number of
+    classes, for chance) labelled in the legend; a PNG is written even without data (saying so), so the path
+    the notes give always exists."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on CI machines
@@ -289,18 +335,26 @@ def plot_against_cost(rt: RenderedTable, path: Path) -> Path:
         points = 0
         for i, row in enumerate(rt.rows):
             sx, sy = rt.stats.get((row.key, plot.x)), rt.stats.get((row.key, y_key))
-            if sx is None or sy is None:
+            if sx is None or sy is None or row.method in plot.reference_rows:
                 continue
             yerr = 0.0 if math.isnan(sy.std) else sy.std
             ax.errorbar(sx.mean / scale, sy.mean, yerr=yerr, fmt="o", capsize=3, color=f"C{i % 10}")
             ax.annotate(row.label, (sx.mean / scale, sy.mean), textcoords="offset points", xytext=(4, 4))
             points += 1
+        lines = reference_lines(rt, y_key, (classes or {}).get(y_key))
+        for line in lines:
+            style = {"row": ("--", "0.25"), "chance": (":", "0.5")}[line.kind]
+            ax.axhline(line.value, linestyle=style[0], color=style[1], linewidth=1.2, label=line.label)
+            if not math.isnan(line.std):
+                ax.axhspan(line.value - line.std, line.value + line.std, color=style[1], alpha=0.12, lw=0)
+        if lines:
+            ax.legend(loc="best", fontsize="small")
         if not points:
             ax.text(0.5, 0.5, "no records yet", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(f"{rt.spec.column(plot.x).label} ({unit})")
         ax.set_ylabel(f"{column.label} (%)")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{plot.title} (budget {rt.budget}; error bars: sample std)")
+    fig.suptitle(f"{plot.title} (budget {rt.budget}; error bars and bands: sample std)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -426,7 +480,7 @@ def render_table(
     spec: TableSpec | int,
     work_dir: str | os.PathLike,
     budget: str,
-    out_dir: str | os.PathLike = DEFAULT_OUT,
+    out_dir: str | os.PathLike | None = None,
     *,
     results_md: str | os.PathLike | None = DEFAULT_RESULTS,
     paper_numbers: str | os.PathLike = DEFAULT_PATH,
@@ -434,9 +488,10 @@ def render_table(
 ) -> RenderedTable:
     """Render ``spec`` (or a table number) from the records of ``budget`` under ``work_dir/records``.
 
-    Writes ``out_dir/<budget>/tableN.{md,csv,tex}`` (and the plot PNG where the spec has one) and replaces the
-    table's section of ``results_md`` (None: leave RESULTS.md alone, e.g. in CI). ``plot=False`` skips the
-    PNG (matplotlib is the slow part of a render)."""
+    Writes ``out_dir/<budget>/tableN.{md,csv,tex}`` (default ``out_dir``: ``<work_dir>/tables``, next to the
+    records) and the plot PNG where the spec has one, and replaces the table's section of ``results_md``
+    (None: leave RESULTS.md alone, e.g. in CI). ``plot=False`` skips the PNG (matplotlib is the slow part of
+    a render)."""
     spec = TABLES[spec] if isinstance(spec, int) else spec
     frame = load_frame(work_dir, budget)
     quoted_numbers = load_paper_numbers(paper_numbers)
@@ -502,27 +557,25 @@ def render_table(
         display[header] = cells
 
     rt = RenderedTable(spec, budget, rows, columns, stats, quoted, best, nd, display, [], "")
-    target = Path(out_dir) / budget
+    target = (Path(work_dir) / OUT_SUBDIR if out_dir is None else Path(out_dir)) / budget
     rt.notes = _notes(rt, frame, any_unassessed, target)
-    body = "\n".join(
-        [
-            f"## Table {spec.number}: {spec.title} (budget `{budget}`)",
-            "",
-            _provenance_line(frame, budget) if not frame.empty else f"No records for budget `{budget}` yet.",
-            "",
-            _markdown_table(display) if rows else "_No rows: no records of this table's protocols yet._",
-            "",
-            *_gap_section(rt),
-            *(f"- {n}" for n in rt.notes),
-        ]
+    title = f"## Table {spec.number}: {spec.title} (budget `{budget}`)"
+    table = _markdown_table(display) if rows else "_No rows: no records of this table's protocols yet._"
+    provenance = (
+        _provenance_line(frame, budget) if not frame.empty else f"No records for budget `{budget}` yet."
     )
-    rt.markdown = body + "\n"
+    gaps = _gap_section(rt)
+    rt.markdown = (
+        "\n".join([title, "", provenance, "", table, "", *gaps, *(f"- {n}" for n in rt.notes)]) + "\n"
+    )
+    rt.summary = "\n".join([title, "", table, "", *gaps]).rstrip() + "\n"
 
     rt.paths["md"] = write_text_atomic(rt.markdown, target / f"{spec.id}.md")
     rt.paths["csv"] = write_text_atomic(_csv_table(rt), target / f"{spec.id}.csv")
     rt.paths["tex"] = write_text_atomic(_latex_table(spec, display, rt.notes), target / f"{spec.id}.tex")
     if spec.plot and plot:
-        rt.paths["plot"] = plot_against_cost(rt, target / spec.plot.filename)
+        classes = {y: num_classes(work_dir, budget, spec.column(y).protocol) for y in spec.plot.ys}
+        rt.paths["plot"] = plot_against_cost(rt, target / spec.plot.filename, classes)
     if results_md is not None:
         rt.paths["results"] = update_results_section(results_md, spec.id, rt.markdown)
     return rt

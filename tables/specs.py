@@ -76,12 +76,17 @@ Column = MeasuredColumn | CostColumn | PaperColumn
 
 @dataclass(frozen=True)
 class PlotSpec:
-    """Accuracy (measured columns) against a cost column, one panel per measured column."""
+    """Accuracy (measured columns) against a cost column, one panel per measured column, with horizontal
+    reference lines labelled in each panel's legend."""
 
     filename: str
     x: str  # a CostColumn key
     ys: tuple[str, ...]  # MeasuredColumn keys
     title: str
+    # rows drawn as a horizontal line at their mean (± std band) instead of a point: rows without a cost
+    reference_rows: tuple[str, ...] = ()
+    # a line at chance (100 / classes) when the records of a panel's protocol carry ``data.num_classes``
+    chance: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,8 @@ TABLE1 = TableSpec(
         x="compute",
         ys=("lin_top1", "ft_top1"),
         title="Top-1 against total pretraining compute",
+        reference_rows=(BASELINE,),
+        chance=True,
     ),
 )
 

@@ -336,3 +336,39 @@ def test_identical_data_under_another_root_reuses_the_run(golden_setting, tmp_pa
     monkeypatch.setattr(pretrain, "Runner", None)  # reuse must not build a Runner
     again = run(copy)
     assert again.reused and again.run_key == first_run.run_key and again.encoder == first_run.encoder
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["in process", "in a DataLoader worker"])
+def test_a_file_that_stops_reading_mid_run_stops_in_one_line_with_the_last_checkpoint(tmp_path, workers):
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader, Dataset
+
+    from downstream.datasets.errors import IMAGENET_LAYOUT
+    from downstream.datasets.images import open_rgb
+    from reproduce import harness
+
+    gone = tmp_path / "train" / "circle" / "0.jpg"
+
+    class Removed(Dataset):  # the file passed the check, then went away
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, i: int):
+            return open_rgb(gone, IMAGENET_LAYOUT)
+
+    checkpoint = tmp_path / "iter_40.pth"
+    checkpoint.write_bytes(b"saved")
+    (tmp_path / "last_checkpoint").write_text(str(checkpoint))
+    loader = DataLoader(Removed(), num_workers=workers)
+    runner = SimpleNamespace(work_dir=str(tmp_path), iter=41, train=lambda: next(iter(loader)))
+    with pytest.raises(DatasetError) as caught:
+        harness.train(runner)
+    line = str(caught.value)
+    assert "\n" not in line and "Traceback" not in line, line
+    assert line.startswith(
+        f"{gone}: file not found (expected {IMAGENET_LAYOUT}); training stopped at step 42"
+    )
+    assert line.endswith(
+        f"the last good checkpoint is {checkpoint}: fix the file, then run again with --resume"
+    )

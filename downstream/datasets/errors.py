@@ -26,3 +26,12 @@ class DatasetError(RuntimeError):
     def at(cls, path: object, problem: str, layout: str) -> DatasetError:
         message = f"{path}: {problem} (expected {layout})"
         return cls(" ".join(message.split()))  # one line, whatever the problem text held
+
+
+def raised_message(error: DatasetError) -> str:
+    """The one line ``error`` was raised with, also when a DataLoader worker raised it (PyTorch re-raises it
+    in the main process with the worker's traceback prepended to the message)."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].split(f"{type(error).__name__}: ", 1)[-1]
+    return text
