@@ -95,7 +95,7 @@ def prepare(cfg: Config, data_root: str | os.PathLike | None = None, workers: in
     lock_dir.mkdir(parents=True, exist_ok=True)
     # Processes of one multi-process run all get here before any process group exists: the lock lets the
     # first one write (and check) the dataset while the others wait, then verify it and read the check.
-    with open(lock_dir / ".mim-suite-data.lock", "w") as lock:
+    with open(lock_dir / ".mim-suite-data.lock", "a") as lock:  # "a": an existing lock is left unmodified
         fcntl.flock(lock, fcntl.LOCK_EX)
         imagenet, manifest_hash = ensure_dataset(cfg, workers)
         data = DataRoot(Path(imagenet).parent, manifest_hash)

@@ -194,13 +194,20 @@ def test_a_nan_loss_stops_with_the_step_and_the_last_good_checkpoint(golden_sett
         "pretrain.base_lr=1e12",
         "pretrain.checkpoint_interval_epochs=1",
     ]
+    start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
     line = [x for x in proc.stderr.splitlines() if x.strip()][-1]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert line.startswith("error: non-finite loss at step") and "last good checkpoint" in line, line
     assert not (work / "encoder.pth").exists()
     CASES_RUN.append(
-        ("NaN loss", "pretrain.py --budget golden --cfg-options pretrain.base_lr=1e12", line, 0.0)
+        (
+            "NaN loss (during the run)",
+            "pretrain.py --budget golden --cfg-options pretrain.base_lr=1e12",
+            line,
+            seconds,
+        )
     )
 
 
@@ -226,10 +233,20 @@ def test_resume_removes_what_a_kill_during_a_save_left(golden_setting, tmp_path)
     assert crashed.returncode == 3, crashed.stderr[-2000:]
     stale = work / ".iter_16.pth.k1ll3d.tmp"
     stale.write_bytes(os.urandom(1024))  # what the kill during the next save would have left
+    start = time.perf_counter()
     resumed = subprocess.run([*common, "--resume"], cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not stale.exists() and (work / "encoder.pth").is_file()
-    assert f"removed {stale}" in resumed.stdout + resumed.stderr
+    said = next(x for x in (resumed.stdout + resumed.stderr).splitlines() if f"removed {stale}" in x)
+    CASES_RUN.append(
+        (
+            "SIGKILL during a save, then --resume (exit 0)",
+            "pretrain.py --budget golden --resume",
+            said,
+            seconds,
+        )
+    )
 
 
 @pytest.fixture()
