@@ -30,6 +30,8 @@ _DEFAULT_RADIUS = {
     "davis": (0.12, 0.24),
 }
 _DEFAULT_LARGEST_RADIUS = (0.22, 0.34)
+#: LayoutConfig keys added after generator version 3, with the default that leaves its bytes unchanged
+_LATER_KEYS = {"lookalike": False, "distractors": (0, 0)}
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class LayoutConfig:
     radius: tuple[float, float]
     largest_radius: tuple[float, float] | None = None  # classification only
     frames: int = 1  # video only
+    # video only: every object of a clip alike (colour, shading), heading for the middle (video.sample_clip)
+    lookalike: bool = False
+    distractors: tuple[int, int] = (0, 0)  # video only: untracked objects like the tracked ones, per clip
 
     def count(self, split: str) -> int:
         return {"train": self.train, "val": self.val}[split]
@@ -64,6 +69,10 @@ class DatasetConfig:
         resolved = asdict(self)
         resolved.pop("root")
         resolved.pop("name")
+        for layout in LAYOUTS:  # keys added after version 3 count only when set, so older datasets are reused
+            for key, default in _LATER_KEYS.items():
+                if resolved[layout][key] == default:
+                    del resolved[layout][key]
         return {"generator_version": GENERATOR_VERSION, **resolved}
 
     def fingerprint_hash(self) -> str:
@@ -97,7 +106,11 @@ def _layout(name: str, cfg: Mapping[str, Any]) -> LayoutConfig:
         radius=_pair(cfg.get("radius", _DEFAULT_RADIUS[name]), f"{name}.radius", float),
         largest_radius=None if largest is None else _pair(largest, f"{name}.largest_radius", float),
         frames=int(cfg.get("frames", 1)),
+        lookalike=bool(cfg.get("lookalike", False)),
+        distractors=_pair(cfg.get("distractors", (0, 0)), f"{name}.distractors", int),
     )
+    if name != "davis" and (layout.lookalike or layout.distractors != (0, 0)):
+        raise ValueError(f"data.{name}: lookalike and distractors are keys of the video layout (davis) only")
     if layout.objects[0] < 1 or layout.image_size < 8 or min(layout.train, layout.val) < 0:
         raise ValueError(f"data.{name}: need objects >= 1, image_size >= 8 and non-negative counts")
     if name == "imagenet" and layout.objects[0] < 2:

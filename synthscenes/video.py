@@ -31,7 +31,13 @@ class Motion:
 @dataclass(frozen=True)
 class Clip:
     frames: tuple[Scene, ...]
-    object_ids: tuple[int, ...]  # DAVIS id (1..K) of scene.objects[i], the same in every frame
+    object_ids: tuple[
+        int, ...
+    ]  # DAVIS id (1..K; 0: an untracked distractor) of scene.objects[i], in every frame
+
+    @property
+    def num_tracked(self) -> int:
+        return sum(1 for i in self.object_ids if i)
 
     def id_map(self, instance_map: np.ndarray) -> np.ndarray:
         """Turn a rendered instance map (0 = background, i + 1 = objects[i]) into DAVIS ids."""
@@ -57,13 +63,49 @@ def _frame_object(obj: ShapeObject, motion: Motion, t: int, size: int) -> ShapeO
     )
 
 
+def _lookalike_scene(
+    rng: np.random.Generator,
+    size: int,
+    objects: tuple[int, int],
+    radius: tuple[float, float],
+    distractors: int,
+) -> tuple[Scene, tuple[bool, ...]]:
+    """A first frame whose objects (tracked and ``distractors`` untracked ones) all share one colour and one
+    shading, so that colour tells none of them apart; returns it with which objects are tracked."""
+    tracked = int(rng.integers(objects[0], objects[1] + 1))
+    scene = sample_scene(rng, size, (tracked + distractors,) * 2, radius)
+    model = scene.objects[0]
+    same = tuple(replace(o, colour=model.colour, rgb=model.rgb, shading=model.shading) for o in scene.objects)
+    is_tracked = np.zeros(len(same), dtype=bool)
+    is_tracked[rng.permutation(len(same))[:tracked]] = True  # depth order is random: so is who is tracked
+    return replace(scene, objects=same), tuple(bool(t) for t in is_tracked)
+
+
 def sample_clip(
-    rng: np.random.Generator, size: int, frames: int, objects: tuple[int, int], radius: tuple[float, float]
+    rng: np.random.Generator,
+    size: int,
+    frames: int,
+    objects: tuple[int, int],
+    radius: tuple[float, float],
+    lookalike: bool = False,
+    distractors: tuple[int, int] = (0, 0),
 ) -> Clip:
-    first = sample_scene(rng, size, objects, radius)
+    """A clip of ``frames`` frames. With ``lookalike``, every object of the clip has the same colour and
+    shading, ``distractors`` more objects like them are never annotated (background), and the objects head
+    for the middle of the canvas, so that they cross and occlude: only shape, motion and position tell the
+    tracked objects apart, and a feature that encodes colour alone cannot."""
+    if lookalike:
+        first, tracked = _lookalike_scene(
+            rng, size, objects, radius, int(rng.integers(distractors[0], distractors[1] + 1))
+        )
+    else:
+        first, tracked = sample_scene(rng, size, objects, radius), None
     motions = []
-    for _ in first.objects:
+    for obj in first.objects:
         speed, heading = rng.uniform(0.02, 0.06) * size, rng.uniform(0, 2 * math.pi)
+        if lookalike:  # towards a point of the canvas's central half, so that paths cross
+            tx, ty = rng.uniform(0.25, 0.75, size=2) * size
+            heading = math.atan2(ty - obj.cy, tx - obj.cx)
         motions.append(
             Motion(
                 vx=speed * math.cos(heading),
@@ -83,5 +125,9 @@ def sample_clip(
         )
         for t in range(frames)
     )
-    ids = tuple(int(i) + 1 for i in rng.permutation(len(first.objects)))
+    if tracked is None:
+        ids = tuple(int(i) + 1 for i in rng.permutation(len(first.objects)))
+    else:  # tracked objects get 1..K in a random order, distractors 0 (background)
+        order = iter(int(i) + 1 for i in rng.permutation(sum(tracked)))
+        ids = tuple(next(order) if t else 0 for t in tracked)
     return Clip(scenes, ids)

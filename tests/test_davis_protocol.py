@@ -184,3 +184,20 @@ def test_table4_stops_early_on_a_bad_davis_root(tmp_path, monkeypatch, capsys):
 
     message = bad_root_exit(table4, "imagenet", tmp_path, monkeypatch, capsys)
     assert "davis/ImageSets/2017/val.txt: missing sequence list" in message
+
+
+def test_the_colour_histogram_reference_sees_each_patch_s_colours_and_nothing_else():
+    from downstream.davis.colour_histogram import ColourHistogramFrames
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    rgb = torch.zeros(1, 3, 8, 16)
+    rgb[:, 0, :, :8] = 1.0  # left patch red; right patch half blue, half black
+    rgb[:, 2, :4, 8:] = 1.0
+    x = (rgb - torch.tensor(mean)[None, :, None, None]) / torch.tensor(std)[None, :, None, None]
+    feats = ColourHistogramFrames(8, mean, std, bins=2).features(x)
+    assert feats.shape == (1, 2, 8)
+    red, blue, black = 1 * 4, 1, 0  # cell = (r * 2 + g) * 2 + b
+    assert feats[0, 0, red] == 1 and feats[0, 0].sum() == 1
+    assert feats[0, 1, blue] == 0.5 and feats[0, 1, black] == 0.5
+    # the same colours elsewhere in the patch: the same feature (no position, no shape)
+    assert torch.equal(ColourHistogramFrames(8, mean, std, bins=2).features(x.flip(-2)), feats)

@@ -94,6 +94,31 @@ def test_video_ids_are_stable_and_all_present_in_the_first_frame():
     assert clip.frames[0].objects[0].angle != clip.frames[-1].objects[0].angle, "objects rotate"
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_lookalike_clips_share_one_colour_and_leave_distractors_unannotated(seed):
+    clip = sample_clip(np.random.default_rng(seed), 64, 8, (2, 3), (0.12, 0.24), True, (1, 2))
+    first = clip.frames[0].objects
+    assert len({(o.colour, o.rgb, o.shading) for o in first}) == 1, "colour tells no object apart"
+    k = clip.num_tracked
+    assert 2 <= k <= 3 and 1 <= len(first) - k <= 2
+    assert sorted(i for i in clip.object_ids if i) == list(range(1, k + 1))
+    ids = clip.id_map(render_scene(clip.frames[0]).instance_map)
+    assert set(np.unique(ids)) == set(range(k + 1)), "every tracked object is in the first frame"
+    distractor = clip.object_ids.index(0)
+    drawn = render_scene(clip.frames[0]).instance_map == distractor + 1
+    assert drawn.any() and (ids[drawn] == 0).all(), "a distractor is drawn and annotated as background"
+
+
+def test_lookalike_keys_are_video_only_and_leave_older_datasets_as_they_were():
+    data = {**SMALL_DATA, "davis": {**SMALL_DATA["davis"], "lookalike": True, "distractors": (1, 2)}}
+    assert load_config(data).fingerprint_hash() != load_config(SMALL_DATA).fingerprint_hash()
+    assert "lookalike" not in json.dumps(load_config(SMALL_DATA).fingerprint()), (
+        "unset: not in the fingerprint"
+    )
+    with pytest.raises(ValueError, match=r"data\.coco: lookalike and distractors"):
+        load_config({**SMALL_DATA, "coco": {**SMALL_DATA["coco"], "lookalike": True}})
+
+
 def test_voc_palette_matches_the_known_davis_colours():
     palette = voc_palette()
     assert len(palette) == 768

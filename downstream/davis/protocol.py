@@ -224,11 +224,15 @@ def fresh_dir(path: Path) -> Path:
     return path
 
 
-def run_davis(inputs: ProtocolInputs, *, sequences: list[str] | None = None) -> dict[str, Any]:
+def run_davis(
+    inputs: ProtocolInputs, *, sequences: list[str] | None = None, frames: Any = None
+) -> dict[str, Any]:
     """Label propagation on every sequence of the recipe's split, then the official metrics.
 
     Predictions go to ``work_dir/results/<sequence>/<frame>.png`` (the folder is emptied first) with the
-    toolkit's CSVs beside them. ``seed`` is recorded only (the protocol has no randomness). Returns
+    toolkit's CSVs beside them. ``seed`` is recorded only (the protocol has no randomness). ``frames``
+    replaces the encoder file's ``FrameEncoder`` by another feature source with its interface (the colour
+    histogram reference, ``colour_histogram.py``). Returns
     ``protocol``, ``seed``, ``metrics`` (J&F, J and F mean / recall / decay, in %), ``recipe``,
     ``load_report``, ``timings``, ``data``, ``results_dir`` and ``provenance_inputs``, as the IN-1K
     protocols."""
@@ -239,7 +243,7 @@ def run_davis(inputs: ProtocolInputs, *, sequences: list[str] | None = None) -> 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dataset = DavisDataset(davis_root, r["split"], r["resolution"])
     chosen = [s for s in dataset.sequences if sequences is None or s.name in sequences]
-    enc = FrameEncoder(encoder_path, device)
+    enc = FrameEncoder(encoder_path, device) if frames is None else frames
     results = fresh_dir(Path(work_dir) / "results")
     windows: dict[tuple[int, int], Window] = {}
     palette = voc_palette()

@@ -28,7 +28,15 @@ def draw_item(cfg: DatasetConfig, split: str, index: int) -> tuple[Clip, list[Re
     """(clip, rendering of every frame) of one sequence: what ``write_item`` writes."""
     layout = cfg.davis
     rng = item_rng(cfg.seed, "davis", split, index)
-    clip = sample_clip(rng, layout.image_size, layout.frames, layout.objects, layout.radius)
+    clip = sample_clip(
+        rng,
+        layout.image_size,
+        layout.frames,
+        layout.objects,
+        layout.radius,
+        layout.lookalike,
+        layout.distractors,
+    )
     return clip, [render_scene(scene) for scene in clip.frames]
 
 
@@ -44,7 +52,7 @@ def write_item(cfg: DatasetConfig, split: str, index: int, root: Path) -> ItemRe
         files.append(
             write_file(root, f"davis/Annotations/480p/{seq}/{t:05d}.png", png_bytes(ids, PALETTE), key)
         )
-    return ItemResult(files, {"sequence": seq, "num_objects": len(clip.object_ids)})
+    return ItemResult(files, {"sequence": seq, "num_objects": clip.num_tracked})
 
 
 def write_index(cfg: DatasetConfig, split: str, items: list[ItemResult], root: Path) -> list[FileRecord]:
