@@ -447,6 +447,47 @@ def _notes(rt: RenderedTable, frame: pd.DataFrame, unassessed: bool, out: Path) 
     return notes
 
 
+#: fewer methods than this with both a measured and a quoted number: no rank correlation is reported
+MIN_RANKED = 3
+
+
+def rank_agreement(rt: RenderedTable) -> str:
+    """One line: for each paper column that ``ranks`` a measured column, and each protocol its quoted numbers
+    come from, Kendall's tau-b between the measured means and the papers' numbers over the rows that have
+    both, with how many rows and which. Empty when the table quotes no paper."""
+    from scipy.stats import kendalltau
+
+    parts = []
+    for c in rt.spec.columns:
+        if not isinstance(c, PaperColumn) or c.ranks is None:
+            continue
+        measured = rt.spec.column(c.ranks)
+        pairs: dict[str, list[tuple[str, float, float]]] = {}
+        for r in rt.rows:
+            s, q = rt.stats.get((r.key, c.ranks)), rt.quoted.get((r.key, c.key))
+            if s is not None and q is not None:
+                pairs.setdefault(q.protocol, []).append((r.label, s.mean, q.value))
+        for protocol in c.protocols:
+            found = pairs.get(protocol, [])
+            name = f"{measured.label} vs {c.label}" + (f" [{protocol}]" if len(c.protocols) > 1 else "")
+            if len(found) < MIN_RANKED:
+                parts.append(f"{name}: n/a ({len(found)} method(s) with both, {MIN_RANKED} needed)")
+                continue
+            tau = kendalltau([m for _, m, _ in found], [q for _, _, q in found]).statistic
+            value = "undefined (ties)" if math.isnan(tau) else f"{tau:+.2f}"
+            parts.append(
+                f"{name}: τ = {value} over {len(found)} methods ({', '.join(n for n, _, _ in found)})"
+            )
+    if not parts:
+        return ""
+    return (
+        "Rank agreement with the papers (Kendall's τ-b between the measured means and the papers' numbers, "
+        "over the methods that have both; +1: the same order, 0: unrelated, −1: reversed): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def _gap_section(rt: RenderedTable) -> list[str]:
     """Each row's gap to the random-init row per compared column, in points and in σ over pretraining seeds
     (``tables.signal``): what pretraining adds, read against the untrained encoder. Empty without that row."""
@@ -565,10 +606,10 @@ def render_table(
         _provenance_line(frame, budget) if not frame.empty else f"No records for budget `{budget}` yet."
     )
     gaps = _gap_section(rt)
-    rt.markdown = (
-        "\n".join([title, "", provenance, "", table, "", *gaps, *(f"- {n}" for n in rt.notes)]) + "\n"
-    )
-    rt.summary = "\n".join([title, "", table, "", *gaps]).rstrip() + "\n"
+    ranks = [line, ""] if (line := rank_agreement(rt)) else []
+    notes = [f"- {n}" for n in rt.notes]
+    rt.markdown = "\n".join([title, "", provenance, "", table, "", *ranks, *gaps, *notes]) + "\n"
+    rt.summary = "\n".join([title, "", table, "", *ranks, *gaps]).rstrip() + "\n"
 
     rt.paths["md"] = write_text_atomic(rt.markdown, target / f"{spec.id}.md")
     rt.paths["csv"] = write_text_atomic(_csv_table(rt), target / f"{spec.id}.csv")

@@ -69,6 +69,8 @@ class PaperColumn:
     metric: str
     model: str = PAPER_MODEL
     img_size: int = 224
+    # the measured column this one is ranked against (``render.rank_agreement``: Kendall's tau per protocol)
+    ranks: str | None = None
 
 
 Column = MeasuredColumn | CostColumn | PaperColumn
@@ -172,8 +174,8 @@ TABLE1 = TableSpec(
     columns=(
         *_IN1K,
         *_COST,
-        PaperColumn("paper_lin", "Paper LIN", ("in1k_linear_probe",), "top1"),
-        PaperColumn("paper_ft", "Paper FT", ("in1k_finetune",), "top1"),
+        PaperColumn("paper_lin", "Paper LIN", ("in1k_linear_probe",), "top1", ranks="lin_top1"),
+        PaperColumn("paper_ft", "Paper FT", ("in1k_finetune",), "top1", ranks="ft_top1"),
     ),
     plot=PlotSpec(
         "table1_compute.png",
@@ -193,7 +195,7 @@ TABLE2 = TableSpec(
     columns=(
         MeasuredColumn("miou", "mIoU", "ade20k", "mIoU"),
         MeasuredColumn("aacc", "aAcc", "ade20k", "aAcc"),
-        PaperColumn("paper_miou", "Paper mIoU", ("ade20k_upernet",), "mIoU"),
+        PaperColumn("paper_miou", "Paper mIoU", ("ade20k_upernet",), "mIoU", ranks="miou"),
     ),
 )
 
@@ -207,8 +209,8 @@ TABLE3 = TableSpec(
         MeasuredColumn("ap_box", "AP box", "coco", "AP_box"),
         MeasuredColumn("ap_mask", "AP mask", "coco", "AP_mask"),
         # The papers use two protocols (ViTDet; Li et al. 2021 FPN): each quoted cell names its own.
-        PaperColumn("paper_ap_box", "Paper AP box", _COCO_PROTOCOLS, "AP_box"),
-        PaperColumn("paper_ap_mask", "Paper AP mask", _COCO_PROTOCOLS, "AP_mask"),
+        PaperColumn("paper_ap_box", "Paper AP box", _COCO_PROTOCOLS, "AP_box", ranks="ap_box"),
+        PaperColumn("paper_ap_mask", "Paper AP mask", _COCO_PROTOCOLS, "AP_mask", ranks="ap_mask"),
     ),
 )
 
@@ -220,7 +222,7 @@ TABLE4 = TableSpec(
         MeasuredColumn("jf_mean", "J&F-Mean", "davis", "JF_mean"),
         MeasuredColumn("j_mean", "J-Mean", "davis", "J_mean"),
         MeasuredColumn("f_mean", "F-Mean", "davis", "F_mean"),
-        PaperColumn("paper_jf", "Paper J&F", ("davis2017_label_propagation",), "JF_mean"),
+        PaperColumn("paper_jf", "Paper J&F", ("davis2017_label_propagation",), "JF_mean", ranks="jf_mean"),
     ),
     notes=(
         "Visualisation: `table4_davis.png`, written next to the table by `reproduce/table4.py`: one "

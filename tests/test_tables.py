@@ -400,3 +400,27 @@ def test_a_later_table_renders_from_its_spec_alone(tmp_path):
     assert (tmp_path / "out" / "micro" / "table3.tex").exists() and "<!-- table3:begin -->" in (
         tmp_path / "RESULTS.md"
     ).read_text()
+
+
+# ------------------------------------------------------------------------------------------- rank agreement
+def test_rank_agreement_is_kendalls_tau_against_the_papers_over_the_methods_with_both(tmp_path):
+    from scipy.stats import kendalltau
+
+    methods = ["mae", "rcmae", "hpm", "colormae", "cmtmae"]
+    papers = [pn.load_paper_numbers().headline(m, "in1k_finetune", "top1").value for m in methods]
+    for name, measured in {
+        "same": [80.0, 80.5, 82.0, 81.0, 84.0],
+        "reversed": [84.0, 83.0, 81.0, 82.0, 80.0],
+    }.items():
+        wd = tmp_path / name
+        for m, v in zip(methods, measured):
+            evaluate(wd, m, "finetune", [v])
+            evaluate(wd, m, "linear_probe", [v])
+        line = next(x for x in render(wd, tmp_path).markdown.splitlines() if x.startswith("Rank agreement"))
+        tau = kendalltau(measured, papers).statistic
+        assert (
+            f"FT top-1 vs Paper FT: τ = {tau:+.2f} over 5 methods (mae, rcmae, hpm, colormae, cmtmae)" in line
+        )
+        assert (tau > 0.5) if name == "same" else (tau < -0.5)
+        # only MAE and RC-MAE quote a linear probe: too few to rank
+        assert "LIN top-1 vs Paper LIN: n/a (2 method(s) with both, 3 needed)" in line
