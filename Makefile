@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup test test-fast lint reproduce format clean
+.PHONY: setup test test-fast lint reproduce reproduce-all format clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -31,6 +31,10 @@ reproduce: setup
 	  exit 2; \
 	fi
 	$(PY) reproduce/table1.py $(ARGS)
+
+# every table of RESULTS.md in one run (reproduce/all.py): Tables 1-5 on the default budget, one progress display
+reproduce-all: setup
+	$(PY) reproduce/all.py $(ARGS)
 
 clean:
 	rm -rf work_dirs .pytest_cache

@@ -22,7 +22,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,56 @@ class Job:
 #: a pretraining job's expected duration relative to the protocols' weights
 PRETRAIN_WEIGHT = 4.0
 
+#: Minutes a job takes on the 2-core CPU machine, per budget: ``pretrain`` (MAE) and ``pretrain:<method>``
+#: (a variant ``m-x`` takes ``m``'s; CMT-MAE's CLIP teacher, trained once, 3.8 min at tiny, is not counted),
+#: and each protocol.
+#: tiny: `make reproduce` on a clean clone (2026-12-06: pretraining MAE 1.8 min, RC-MAE 2.4, HPM 3.3, ColorMAE
+#: 1.9, CMT-MAE 4.4, CLIP teacher 3.8; fine-tune 1.1; 30 probes in 1.8), Table 2 in 80-90 min and Table 3 in
+#: ~40 over 10 encoders, DAVIS ~10 s a run; micro: a micro Table 1 of MAE (36 jobs in 5.1 min). Budgets not
+#: listed fall back on ``Job.weight`` (relative only). reproduce/all.py prints their sum before it starts.
+EXPECTED_MINUTES: dict[str, dict[str, float]] = {
+    "tiny": {
+        "pretrain": 1.8,
+        "pretrain:rcmae": 2.4,
+        "pretrain:hpm": 3.3,
+        "pretrain:colormae": 1.9,
+        "pretrain:cmtmae": 4.4,
+        "linear_probe": 0.06,
+        "finetune": 1.1,
+        "knn": 0.05,
+        "ade20k": 8.5,
+        "coco": 4.0,
+        "davis": 0.2,
+    },
+    "micro": {
+        "pretrain": 0.75,
+        "pretrain:rcmae": 1.0,
+        "pretrain:hpm": 1.4,
+        "pretrain:colormae": 0.8,
+        "pretrain:cmtmae": 1.8,
+        "linear_probe": 0.05,
+        "finetune": 0.25,
+        "knn": 0.05,
+        "ade20k": 1.0,
+        "coco": 1.0,
+        "davis": 0.1,
+    },
+}
+
+
+def expected_minutes(budget: str, job: Job) -> float:
+    """``job``'s minutes from ``EXPECTED_MINUTES`` (0 for an encoder that is not pretrained), or its weight
+    for a budget without them."""
+    table = EXPECTED_MINUTES.get(budget)
+    if table is None:
+        return job.weight
+    if job.protocol is not None:
+        return table.get(job.protocol.name, job.protocol.weight)
+    if job.row.kind != "pretrain":
+        return 0.0
+    method = job.row.method
+    return table.get(f"pretrain:{method}", table.get(f"pretrain:{method.split('-')[0]}", table["pretrain"]))
+
 
 def plan(rows: Iterable[Row], protocols: Sequence[Protocol]) -> list[Job]:
     """Every row's encoder job followed by its protocol jobs, in order."""
@@ -137,32 +187,73 @@ def table_rows(
 
 
 @dataclass
+class Progress:
+    """One progress display over every job of a run (one table, or every table: reproduce/all.py): a line per
+    job with its place, the elapsed time and an ETA from the expected minutes of the jobs still to run."""
+
+    total: int
+    minutes: float  # expected minutes of all the jobs (``expected_minutes``)
+    start: float = field(default_factory=time.perf_counter)
+    index: int = 0
+    done: float = 0.0  # expected minutes of the jobs finished
+
+    def line(self, job: Job) -> str:
+        self.index += 1
+        elapsed = time.perf_counter() - self.start
+        eta = (
+            f"~{elapsed / self.done * (self.minutes - self.done) / 60:.1f} min left"
+            if self.done
+            else "estimating"
+        )
+        return f"[{self.index}/{self.total}] {job.label}  ({elapsed / 60:.1f} min elapsed, {eta})"
+
+    def summary(self) -> str:
+        return f"done: {self.index} jobs in {(time.perf_counter() - self.start) / 60:.1f} min"
+
+
+@dataclass
 class Pipeline:
-    """Runs a plan on one budget, dataset and work dir: one progress line per job with elapsed time and an
-    ETA from the weights of the jobs still to run."""
+    """Runs plans on one budget, dataset and work dir. Encoders and finished protocol jobs are kept across
+    calls, so several tables run through one pipeline share every encoder and never repeat a job (Table 5's
+    MAE row after Table 1's). ``progress`` (None: one per ``run`` call) spans the calls when set."""
 
     cfg: Config
     data: Any  # reproduce.data_root.DataRoot
     work_dir: Path
+    progress: Progress | None = None
+    encoders: dict[Row, Encoder] = field(default_factory=dict)
+    finished: set[tuple[Row, str, int]] = field(default_factory=set)
+
+    def pending(self, jobs: Sequence[Job]) -> list[Job]:
+        """The jobs this pipeline has not done yet (an encoder not obtained, a protocol run not run)."""
+        return [
+            j
+            for j in jobs
+            if (
+                j.row not in self.encoders
+                if j.protocol is None
+                else (j.row, j.protocol.name, j.seed) not in self.finished
+            )
+        ]
 
     def run(self, jobs: Sequence[Job]) -> list[Path]:
-        """Runs the jobs in order; returns the records the protocol jobs wrote."""
-        encoders: dict[Row, Encoder] = {}
+        """Runs the jobs not done yet, in order; returns the records the protocol jobs wrote."""
+        jobs = self.pending(jobs)
+        progress = self.progress or Progress(
+            len(jobs), sum(expected_minutes(self.cfg.budget, j) for j in jobs)
+        )
         records: list[Path] = []
-        start, total, done = time.perf_counter(), sum(j.weight for j in jobs) or 1.0, 0.0
         # on a terminal a row's jobs share one line, rewritten in place, so a table of many seeds stays a
         # screenful; in a log file (CI, nohup) every job keeps its line
         live = sys.stdout.isatty()
         for i, job in enumerate(jobs, 1):
-            elapsed = time.perf_counter() - start
-            eta = f"~{elapsed / done * (total - done) / 60:.1f} min left" if done else "estimating"
-            line = f"[{i}/{len(jobs)}] {job.label}  ({elapsed / 60:.1f} min elapsed, {eta})"
+            line = progress.line(job)
             row_ends = i == len(jobs) or jobs[i].row != job.row
             print(f"\r\x1b[K{line}" if live else line, end="" if live and not row_ends else "\n", flush=True)
             if job.protocol is None:
-                encoders[job.row] = self.encoder(job.row)
+                self.encoders[job.row] = self.encoder(job.row)
             else:
-                encoder = encoders[job.row]
+                encoder = self.encoders[job.row]
                 result = job.protocol.run(encoder, job.seed)
                 records.append(
                     protocol_record(
@@ -173,8 +264,10 @@ class Pipeline:
                         work_dir=self.work_dir,
                     )
                 )
-            done += job.weight
-        print(f"done: {len(jobs)} jobs in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+                self.finished.add((job.row, job.protocol.name, job.seed))
+            progress.done += expected_minutes(self.cfg.budget, job)
+        if self.progress is None:
+            print(progress.summary(), flush=True)
         return records
 
     def encoder(self, row: Row) -> Encoder:
@@ -526,10 +619,14 @@ class TableRun:
     results_md_note: str = ""  # printed after the table when RESULTS.md is left unchanged (``ResultsMd``)
     plan_only: bool = False
     verbose: bool = False  # mmengine's logs on the console too (``quiet_console``)
+    # a list: ``run`` adds its jobs to it and runs nothing (reproduce/all.py plans every table first)
+    collect: list[Job] | None = None
 
     def __post_init__(self) -> None:
         self.work_dir = Path(self.work_dir)
         self.out_dir = self.work_dir / "tables" if self.out_dir is None else Path(self.out_dir)
+        # one pipeline for every table run on this TableRun: encoders and finished jobs are shared
+        self.pipeline = Pipeline(self.cfg, self.data, self.work_dir)
 
     def eval_seeds(self) -> tuple[range, range, range, range]:
         """(pretraining, linear-probe, fine-tune, anchor pretraining) seeds: ``seeds`` of each, with one
@@ -553,14 +650,14 @@ class TableRun:
 
     def run(self, protocols: Sequence[Protocol], rows: Sequence[Row] | None = None) -> bool:
         """Run (or with ``plan_only`` print) the plan of ``rows`` (default: ``rows()``) x ``protocols``.
-        Returns False when it only printed the plan. Unless ``verbose``, mmengine's logs stay in the log files
-        of the runs (``quiet_console``)."""
+        Returns False when it only printed the plan (or added it to ``collect``). Unless ``verbose``,
+        mmengine's logs stay in the log files of the runs (``quiet_console``)."""
+        jobs = plan(self.rows() if rows is None else rows, protocols)
+        if self.collect is not None:
+            self.collect += jobs
+            return False
         with contextlib.nullcontext() if self.verbose else quiet_console():
-            return run_or_print(
-                plan(self.rows() if rows is None else rows, protocols),
-                Pipeline(self.cfg, self.data, self.work_dir),
-                only_print=self.plan_only,
-            )
+            return run_or_print(jobs, self.pipeline, only_print=self.plan_only)
 
     def render(self, table: Any):
         """Render ``table`` (a number or a ``TableSpec``) from the records under the work dir (and its

@@ -282,6 +282,7 @@ def test_progress_has_a_line_per_job_in_a_log_and_a_line_per_row_on_a_terminal(m
     assert lines[-1].startswith("done: 6 jobs in ")
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    run = pipeline.Pipeline(SimpleNamespace(budget="micro"), SimpleNamespace(manifest_hash="h"), Path("w"))
     run.run(jobs)
     screen = [line.rsplit("\r\x1b[K", 1)[-1] for line in capsys.readouterr().out.split("\n")[:-1]]
     assert [line.split("  (")[0] for line in screen[:-1]] == [
