@@ -24,13 +24,11 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 from reproduce import table1, table2, table3, table4, table5  # noqa: E402
 from reproduce.pipeline import (  # noqa: E402
-    DEFAULT_BUDGET,
     Job,
     Progress,
     TableParser,
     TableRun,
-    add_output_args,
-    expected_minutes,
+    add_run_args,
     open_table,
     results_md_for,
 )
@@ -47,18 +45,10 @@ RUNS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = TableParser(description=__doc__, script=__file__)
-    p.add_argument(
-        "--budget",
-        default=DEFAULT_BUDGET,
-        help=f"budget name (reproduce/budgets/); default: {DEFAULT_BUDGET}",
-    )
+    add_run_args(p, plan_help="print every table's jobs and the estimate, then exit")
     p.add_argument(
         "--tables", default=",".join(map(str, TABLES)), help="comma-separated tables (default: 1,2,3,4,5)"
     )
-    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
-    p.add_argument("--work-dir", default=str(REPO / "work_dirs"), help="runs, records and tables go here")
-    p.add_argument("--plan", action="store_true", help="print every table's jobs and the estimate, then exit")
-    add_output_args(p)
     return p.parse_args(argv)
 
 
@@ -98,7 +88,7 @@ def estimate(budget: str, jobs: list[Job]) -> str:
     """One line: how many jobs, and the minutes they are expected to take (an upper bound: a finished run in
     the work dir is reused in seconds)."""
     pretrain = sum(1 for j in jobs if j.protocol is None and j.row.kind == "pretrain")
-    minutes = sum(expected_minutes(budget, j) for j in jobs)
+    minutes = Progress.of(budget, jobs).minutes
     return (
         f"{len(jobs)} jobs on budget {budget} ({pretrain} pretrainings): expected ~{minutes:.0f} min on a "
         "2-core CPU machine, less where finished runs in the work dir are reused"
@@ -108,8 +98,9 @@ def estimate(budget: str, jobs: list[Job]) -> str:
 def main(argv: list[str] | None = None) -> list[Path]:
     args = parse_args(argv)
     tables = selected_tables(args.tables)
-    changed = [c for c in args.changed if not c.startswith("--tables") or set(tables) != set(TABLES)]
-    results = results_md_for(argparse.Namespace(**{**vars(args), "changed": changed}))
+    if tables == list(TABLES):  # every table, in whatever order it was typed: the default run
+        args.changed = [c for c in args.changed if not c.startswith("--tables")]
+    results = results_md_for(args)
     checks = {2: table2.check_data, 3: table3.checker(), 4: table4.check_data}
     t = open_table(
         args.budget,
@@ -126,7 +117,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     if args.plan:
         print("\n".join(f"  {job.label}" for job in jobs))
         return []
-    t.pipeline.progress = Progress(len(jobs), sum(expected_minutes(t.cfg.budget, j) for j in jobs))
+    t.pipeline.progress = Progress.of(t.cfg.budget, jobs)
     written = [path for number in tables if (path := RUNS[number](t)) is not None]
     print(t.pipeline.progress.summary(), flush=True)
     return written

@@ -207,6 +207,11 @@ class Progress:
         )
         return f"[{self.index}/{self.total}] {job.label}  ({elapsed / 60:.1f} min elapsed, {eta})"
 
+    @classmethod
+    def of(cls, budget: str, jobs: Sequence[Job]) -> Progress:
+        """A display over ``jobs``, its ETA from their ``expected_minutes`` on ``budget``."""
+        return cls(len(jobs), sum(expected_minutes(budget, j) for j in jobs))
+
     def summary(self) -> str:
         return f"done: {self.index} jobs in {(time.perf_counter() - self.start) / 60:.1f} min"
 
@@ -239,9 +244,7 @@ class Pipeline:
     def run(self, jobs: Sequence[Job]) -> list[Path]:
         """Runs the jobs not done yet, in order; returns the records the protocol jobs wrote."""
         jobs = self.pending(jobs)
-        progress = self.progress or Progress(
-            len(jobs), sum(expected_minutes(self.cfg.budget, j) for j in jobs)
-        )
+        progress = self.progress or Progress.of(self.cfg.budget, jobs)
         records: list[Path] = []
         # on a terminal a row's jobs share one line, rewritten in place, so a table of many seeds stays a
         # screenful; in a log file (CI, nohup) every job keeps its line
@@ -507,15 +510,27 @@ def table_parser(
     return p
 
 
-def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
-    """The flags every per-encoder table script takes (``--budget``, ``--methods``, ``--seeds``,
-    ``--checkpoint``, ``--data-root``, ``--work-dir``, ``--equalize``, ``--plan``, ``--no-baseline``, and
-    ``add_output_args``' ``--out-dir``, ``--results-md``/``--no-results-md``, ``--verbose``)."""
+def add_run_args(
+    p: argparse.ArgumentParser, plan_help: str = "print the jobs (row x seed x protocol) and exit"
+) -> None:
+    """The flags of every script that runs tables (the table scripts, reproduce/all.py): ``--budget``,
+    ``--data-root``, ``--work-dir``, ``--plan``, and ``add_output_args``' ``--out-dir``, ``--results-md`` /
+    ``--no-results-md``, ``--verbose``."""
     p.add_argument(
         "--budget",
         default=DEFAULT_BUDGET,
         help=f"budget name (reproduce/budgets/); default: {DEFAULT_BUDGET}",
     )
+    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
+    p.add_argument("--work-dir", default=str(ROOT / "work_dirs"), help="runs, records and tables go here")
+    p.add_argument("--plan", action="store_true", help=plan_help)
+    add_output_args(p)
+
+
+def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
+    """The flags every per-encoder table script takes: ``add_run_args``', ``--methods``, ``--seeds``,
+    ``--checkpoint``, ``--equalize`` and ``--no-baseline``."""
+    add_run_args(p)
     p.add_argument(
         "--methods",
         default=None,
@@ -530,21 +545,17 @@ def add_table_args(p: argparse.ArgumentParser, seeds_help: str) -> None:
         metavar="NAME=PATH",
         help="add a row for an external encoder file (e.g. a converted official checkpoint)",
     )
-    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
-    p.add_argument("--work-dir", default=str(ROOT / "work_dirs"), help="runs and records go here")
     p.add_argument(
         "--equalize",
         choices=["epochs", "flops"],
         default=None,
         help="equal epochs (the papers' convention) or equal training FLOPs per method",
     )
-    p.add_argument("--plan", action="store_true", help="print the jobs (row x seed x protocol) and exit")
     p.add_argument(
         "--no-baseline",
         action="store_true",
         help="leave out the random-init row (the budget's ViT evaluated without pretraining)",
     )
-    add_output_args(p)
 
 
 def add_output_args(p: argparse.ArgumentParser) -> None:

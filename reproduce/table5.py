@@ -28,10 +28,9 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 import methods  # noqa: E402
 from methods.registry import list_ablations  # noqa: E402
 from reproduce.pipeline import (  # noqa: E402
-    DEFAULT_BUDGET,
     TableParser,
     TableRun,
-    add_output_args,
+    add_run_args,
     in1k_protocols,
     open_table,
     results_md_for,
@@ -68,19 +67,11 @@ def describe(name: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = TableParser(description=__doc__, script=__file__)
-    p.add_argument(
-        "--budget",
-        default=DEFAULT_BUDGET,
-        help=f"budget name (reproduce/budgets/); default: {DEFAULT_BUDGET}",
-    )
+    add_run_args(p)
     p.add_argument("--rows", default=None, help="comma-separated rows (default: all, see --list)")
     p.add_argument("--list", action="store_true", help="print the rows and what each changes, then exit")
     p.add_argument("--seeds", type=int, default=None, help="pretraining and evaluation seeds (as Table 1)")
-    p.add_argument("--data-root", default=None, help="dataset root for real-data budgets (README.md)")
-    p.add_argument("--work-dir", default=str(REPO / "work_dirs"), help="runs and records go here")
     p.add_argument("--skip", default="", help="comma-separated protocols to skip: linear_probe,finetune,knn")
-    p.add_argument("--plan", action="store_true", help="print the jobs (row x seed x protocol) and exit")
-    add_output_args(p)
     return p.parse_args(argv)
 
 

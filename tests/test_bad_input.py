@@ -176,24 +176,29 @@ def test_a_converter_names_every_key_that_does_not_map(tmp_path):
     assert not dst.exists() and "missing" in line and "unexpected" in line and "wrong shape" in line
 
 
-def test_a_nan_loss_stops_with_the_step_and_the_last_good_checkpoint(golden_setting, tmp_path):
-    """A learning rate that blows the loss up: the run stops at the first non-finite loss, in one line."""
-    work = tmp_path / "run"
-    cmd = [
+def golden_pretrain(golden_setting, work: Path, *options: str) -> list[str]:
+    """The command line of an MAE pretraining on the golden budget and data, with ``--cfg-options``."""
+    script = str(ROOT / "reproduce/pretrain.py")
+    data = ["--data-root", str(golden_setting.data.root), "--work-dir", str(work)]
+    return [
         sys.executable,
-        str(ROOT / "reproduce/pretrain.py"),
+        script,
         "--method",
         "mae",
         "--budget",
         str(BUDGET),
-        "--data-root",
-        str(golden_setting.data.root),
-        "--work-dir",
-        str(work),
+        *data,
         "--cfg-options",
-        "pretrain.base_lr=1e12",
-        "pretrain.checkpoint_interval_epochs=1",
+        *options,
     ]
+
+
+def test_a_nan_loss_stops_with_the_step_and_the_last_good_checkpoint(golden_setting, tmp_path):
+    """A learning rate that blows the loss up: the run stops at the first non-finite loss, in one line."""
+    work = tmp_path / "run"
+    cmd = golden_pretrain(
+        golden_setting, work, "pretrain.base_lr=1e12", "pretrain.checkpoint_interval_epochs=1"
+    )
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -215,20 +220,7 @@ def test_resume_removes_what_a_kill_during_a_save_left(golden_setting, tmp_path)
     """A SIGKILL between a checkpoint's write and its rename leaves ``.iter_8.pth.XXXX.tmp``: --resume removes
     it, says so, and finishes the run."""
     work = tmp_path / "run"
-    common = [
-        sys.executable,
-        str(ROOT / "reproduce/pretrain.py"),
-        "--method",
-        "mae",
-        "--budget",
-        str(BUDGET),
-        "--data-root",
-        str(golden_setting.data.root),
-        "--work-dir",
-        str(work),
-        "--cfg-options",
-        "pretrain.checkpoint_interval_epochs=2",
-    ]
+    common = golden_pretrain(golden_setting, work, "pretrain.checkpoint_interval_epochs=2")
     crashed = subprocess.run([*common, "--exit-after-step", "8"], cwd=ROOT, capture_output=True, text=True)
     assert crashed.returncode == 3, crashed.stderr[-2000:]
     stale = work / ".iter_16.pth.k1ll3d.tmp"

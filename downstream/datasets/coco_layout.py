@@ -86,15 +86,23 @@ def check_coco_root(
 ) -> int:
     """Check ``root/annotations/instances_<split>.json`` and ``root/<split>/`` before a run: the json parses
     and is consistent, every listed image exists; with ``full``, every image decodes. Returns #images."""
+    images = listed_images(root, split, classes)
+    if full:
+        for path in images:
+            open_rgb(path, COCO_LAYOUT)
+    return len(images)
+
+
+def listed_images(root: str | Path, split: str, classes: tuple[str, ...] | None = None) -> list[Path]:
+    """The image files ``root/annotations/instances_<split>.json`` lists (checked by ``load_coco_json``), each
+    of which must exist in ``root/<split>/``."""
     root = Path(root)
     document = load_coco_json(root / "annotations" / f"instances_{split}.json", classes)
     image_dir = root / split
     if not image_dir.is_dir():
         raise DatasetError.at(image_dir, "missing folder", COCO_LAYOUT)
-    for image in document["images"]:
-        path = image_dir / image["file_name"]
+    paths = [image_dir / image["file_name"] for image in document["images"]]
+    for path in paths:
         if not path.is_file():
             raise DatasetError.at(path, "listed in the annotation file but missing", COCO_LAYOUT)
-        if full:
-            open_rgb(path, COCO_LAYOUT)
-    return len(document["images"])
+    return paths

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from downstream.datasets.ade20k_layout import check_label_map, image_label_pairs
-from downstream.datasets.coco_layout import load_coco_json
+from downstream.datasets.coco_layout import listed_images
 from downstream.datasets.davis import DavisDataset, read_mask
 from downstream.datasets.errors import (
     ADE20K_LAYOUT,
@@ -135,16 +135,9 @@ def _plan_ade20k(folder: Path, spec: RootSpec) -> tuple[dict, list[Task]]:
 def _plan_coco(folder: Path, spec: RootSpec) -> tuple[dict, list[Task]]:
     counts, tasks = {}, []
     for split in spec.coco_splits:
-        document = load_coco_json(folder / "annotations" / f"instances_{split}.json", spec.coco_classes)
-        image_dir = folder / split
-        if not image_dir.is_dir():
-            raise DatasetError.at(image_dir, "missing folder", COCO_LAYOUT)
-        for image in document["images"]:
-            path = image_dir / image["file_name"]
-            if not path.is_file():
-                raise DatasetError.at(path, "listed in the annotation file but missing", COCO_LAYOUT)
-            tasks.append(("image", str(path), COCO_LAYOUT))
-        counts[split] = len(document["images"])
+        images = listed_images(folder, split, spec.coco_classes)
+        tasks += [("image", str(path), COCO_LAYOUT) for path in images]
+        counts[split] = len(images)
     return counts, tasks
 
 
