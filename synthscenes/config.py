@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from synthscenes.shapes import SHAPES
+
 # Bump whenever rendering or writing changes any output byte: an existing dataset with another version
 # is then regenerated instead of reused.
 GENERATOR_VERSION = "3"  # 3: captions name the largest object first
@@ -31,7 +33,9 @@ _DEFAULT_RADIUS = {
 }
 _DEFAULT_LARGEST_RADIUS = (0.22, 0.34)
 #: LayoutConfig keys added after generator version 3, with the default that leaves its bytes unchanged
-_LATER_KEYS = {"lookalike": False, "distractors": (0, 0)}
+_LATER_KEYS = {"lookalike": False, "distractors": (0, 0), "shapes": None}
+#: layouts whose objects may be drawn from a subset of the shape types (``shapes``)
+_SHAPE_SUBSET_LAYOUTS = ("ade20k", "coco")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class LayoutConfig:
     # video only: every object of a clip alike (colour, shading), heading for the middle (video.sample_clip)
     lookalike: bool = False
     distractors: tuple[int, int] = (0, 0)  # video only: untracked objects like the tracked ones, per clip
+    # dense layouts only: the shape types objects are drawn from (None: all of SHAPES). The class ids stay
+    # SHAPES' (1 + index), so the dataset classes and checks are unchanged and the others simply never occur.
+    shapes: tuple[str, ...] | None = None
 
     def count(self, split: str) -> int:
         return {"train": self.train, "val": self.val}[split]
@@ -89,6 +96,21 @@ def _pair(value: Any, key: str, kind: type) -> tuple:
     return (kind(value[0]), kind(value[1]))
 
 
+def _shapes(value: Any, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if name not in _SHAPE_SUBSET_LAYOUTS:
+        raise ValueError(
+            f"data.{name}.shapes: a key of the {' and '.join(_SHAPE_SUBSET_LAYOUTS)} layouts only"
+        )
+    shapes = tuple(value) if isinstance(value, list | tuple) else ()
+    if not shapes or len(set(shapes)) != len(shapes) or set(shapes) - set(SHAPES):
+        raise ValueError(
+            f"data.{name}.shapes: expected distinct shape names from {', '.join(SHAPES)}, got {value!r}"
+        )
+    return tuple(str(v) for v in shapes)
+
+
 def _layout(name: str, cfg: Mapping[str, Any]) -> LayoutConfig:
     known = {f.name for f in fields(LayoutConfig)}
     unknown = set(cfg) - known
@@ -108,6 +130,7 @@ def _layout(name: str, cfg: Mapping[str, Any]) -> LayoutConfig:
         frames=int(cfg.get("frames", 1)),
         lookalike=bool(cfg.get("lookalike", False)),
         distractors=_pair(cfg.get("distractors", (0, 0)), f"{name}.distractors", int),
+        shapes=_shapes(cfg.get("shapes"), name),
     )
     if name != "davis" and (layout.lookalike or layout.distractors != (0, 0)):
         raise ValueError(f"data.{name}: lookalike and distractors are keys of the video layout (davis) only")

@@ -69,11 +69,16 @@ class RenderedScene:
 
 
 def _sample_object(
-    rng: np.random.Generator, size: int, radius: float, margin: float, shape: str | None = None
+    rng: np.random.Generator,
+    size: int,
+    radius: float,
+    margin: float,
+    shape: str | None = None,
+    shapes: tuple[str, ...] = SHAPES,
 ) -> ShapeObject:
     lo, hi = margin * radius, size - margin * radius
     colour = COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))]
-    drawn_shape = SHAPES[int(rng.integers(len(SHAPES)))]  # drawn even when fixed: keeps the stream aligned
+    drawn_shape = shapes[int(rng.integers(len(shapes)))]  # drawn even when fixed: keeps the stream aligned
     return ShapeObject(
         shape=shape or drawn_shape,
         colour=colour,
@@ -104,6 +109,7 @@ def sample_scene(
     radius: tuple[float, float],
     largest_radius: tuple[float, float] | None = None,
     largest_shape: str | None = None,
+    shapes: tuple[str, ...] | None = None,
 ) -> Scene:
     """Sample a scene of ``objects[0]..objects[1]`` shapes on a ``size`` px canvas.
 
@@ -111,7 +117,9 @@ def sample_scene(
     classification layout), one object is drawn from that range and every other one is at most
     ``SMALLER_RATIO`` times its radius, so the class is well defined; its depth order is random like
     everyone else's. ``largest_shape`` fixes the type of that object (the writer balances the classes).
+    ``shapes`` restricts the types drawn (default: all of ``SHAPES``, the same random stream).
     """
+    shape_types = SHAPES if shapes is None else shapes
     n = int(rng.integers(objects[0], objects[1] + 1))
     background = BACKGROUND_NAMES[int(rng.integers(len(BACKGROUND_NAMES)))]
     background_seed, noise_seed = (int(v) for v in rng.integers(0, 2**31, size=2))
@@ -122,8 +130,8 @@ def sample_scene(
             radii = [big] + [rng.uniform(radius[0] * size, small_hi) for _ in range(n - 1)]
         else:
             radii = [rng.uniform(*radius) * size for _ in range(n)]
-        shapes = [largest_shape if largest_radius is not None else None] + [None] * (n - 1)
-        placed = [_sample_object(rng, size, r, 0.6, s) for r, s in zip(radii, shapes)]
+        fixed = [largest_shape if largest_radius is not None else None] + [None] * (n - 1)
+        placed = [_sample_object(rng, size, r, 0.6, s, shape_types) for r, s in zip(radii, fixed)]
         order = rng.permutation(n)
         placed = [placed[i] for i in order]
         if _all_visible(placed, size):

@@ -119,6 +119,29 @@ def test_lookalike_keys_are_video_only_and_leave_older_datasets_as_they_were():
         load_config({**SMALL_DATA, "coco": {**SMALL_DATA["coco"], "lookalike": True}})
 
 
+def test_a_shape_subset_draws_only_those_types_and_leaves_older_datasets_as_they_were():
+    from synthscenes.layouts import coco as coco_layout
+
+    subset = ("circle", "cross", "triangle")
+    cfg = load_config({**SMALL_DATA, "coco": {**SMALL_DATA["coco"], "shapes": list(subset)}})
+    drawn = {o.shape for i in range(40) for o in coco_layout.draw_item(cfg, "train", i)[0].objects}
+    assert drawn == set(subset), "every type of the subset occurs, and no other"
+    assert cfg.fingerprint_hash() != load_config(SMALL_DATA).fingerprint_hash()
+    assert "shapes" not in json.dumps(load_config(SMALL_DATA).fingerprint()), "unset: not in the fingerprint"
+    all_types = {
+        o.shape for i in range(40) for o in coco_layout.draw_item(small_config(), "train", i)[0].objects
+    }
+    assert len(all_types) > len(subset)
+    for layout, value, message in [
+        ("imagenet", ["circle"], r"data\.imagenet\.shapes: a key of the ade20k and coco layouts only"),
+        ("coco", ["circle", "blob"], r"data\.coco\.shapes: expected distinct shape names"),
+        ("coco", ["circle", "circle"], r"data\.coco\.shapes: expected distinct shape names"),
+        ("coco", [], r"data\.coco\.shapes: expected distinct shape names"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            load_config({**SMALL_DATA, layout: {**SMALL_DATA[layout], "shapes": value}})
+
+
 def test_voc_palette_matches_the_known_davis_colours():
     palette = voc_palette()
     assert len(palette) == 768

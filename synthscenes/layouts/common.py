@@ -23,5 +23,5 @@ def draw_scene(cfg: DatasetConfig, layout_name: str, split: str, index: int) -> 
     layout's own keyed stream (seed, layout, split, index) and its sizes."""
     layout = getattr(cfg, layout_name)
     rng = item_rng(cfg.seed, layout_name, split, index)
-    scene = sample_scene(rng, layout.image_size, layout.objects, layout.radius)
+    scene = sample_scene(rng, layout.image_size, layout.objects, layout.radius, shapes=layout.shapes)
     return scene, render_scene(scene)
