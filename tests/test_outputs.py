@@ -233,11 +233,12 @@ def test_quiet_console_keeps_the_log_file_and_shows_each_warning_once(tmp_path, 
             logger.info("config dump")
             logger.warning("deprecated thing")
             logger.warning("encoder.pos_embed is skipped since its requires_grad=False")  # expected
+            logger.warning("teacher.blocks.0.norm1.weight is skipped since its requires_grad=False")  # too
             Runner.load_or_resume(r)
     assert Runner.build_logger is build and Runner.load_or_resume is resume
     out = capsys.readouterr().out
     assert "config dump" not in out and out.count("deprecated thing") == 1 and "last_checkpoint" not in out
-    assert "pos_embed" not in out  # an expected warning (EXPECTED_WARNINGS): the log file keeps it
+    assert "pos_embed" not in out and "teacher" not in out  # expected (EXPECTED_WARNINGS): in the log file
     for name in ("quiet-a", "quiet-b"):
         log = (tmp_path / f"{name}.log").read_text()
         assert (
