@@ -111,8 +111,8 @@ PRETRAIN_WEIGHT = 4.0
 #: (a variant ``m-x`` takes ``m``'s; CMT-MAE's CLIP teacher, trained once, 3.8 min at tiny, is not counted),
 #: and each protocol.
 #: tiny: `make reproduce` on a clean clone (2026-12-06: pretraining MAE 1.8 min, RC-MAE 2.4, HPM 3.3, ColorMAE
-#: 1.9, CMT-MAE 4.4, CLIP teacher 3.8; fine-tune 1.1; 30 probes in 1.8), Table 2 in 80-90 min and Table 3 in
-#: ~40 over 10 encoders, DAVIS ~10 s a run; micro: a micro Table 1 of MAE (36 jobs in 5.1 min). Budgets not
+#: 1.9, CMT-MAE 4.4, CLIP teacher 3.8; fine-tune 1.1; 30 probes in 1.8), an ADE20K run of 3000 iterations
+#: 4.1-4.5 min (2 threads, alone; 1500 iterations: 2.0-2.5), Table 3 ~40 min over 10 encoders, DAVIS ~10 s; micro: a micro Table 1 of MAE (36 jobs in 5.1 min). Budgets not
 #: listed fall back on ``Job.weight`` (relative only). reproduce/all.py prints their sum before it starts.
 EXPECTED_MINUTES: dict[str, dict[str, float]] = {
     "tiny": {
@@ -124,7 +124,7 @@ EXPECTED_MINUTES: dict[str, dict[str, float]] = {
         "linear_probe": 0.06,
         "finetune": 1.1,
         "knn": 0.05,
-        "ade20k": 8.5,
+        "ade20k": 4.5,
         "coco": 4.0,
         "davis": 0.2,
     },
