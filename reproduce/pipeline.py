@@ -112,8 +112,9 @@ PRETRAIN_WEIGHT = 4.0
 #: and each protocol.
 #: tiny: `make reproduce` on a clean clone (2026-12-06: pretraining MAE 1.8 min, RC-MAE 2.4, HPM 3.3, ColorMAE
 #: 1.9, CMT-MAE 4.4, CLIP teacher 3.8; fine-tune 1.1; 30 probes in 1.8), an ADE20K run of 3000 iterations
-#: 4.1-4.5 min (2 threads, alone; 1500 iterations: 2.0-2.5), Table 3 ~40 min over 10 encoders, DAVIS ~10 s; micro: a micro Table 1 of MAE (36 jobs in 5.1 min). Budgets not
-#: listed fall back on ``Job.weight`` (relative only). reproduce/all.py prints their sum before it starts.
+#: ~4.5 min (1500 iterations: 2.0-2.5 alone on 2 threads), Table 3 ~40 min over 10 encoders, DAVIS ~10 s a
+#: run; micro: a micro Table 1 of MAE (36 jobs in 5.1 min). Budgets not listed fall back on ``Job.weight``
+#: (relative only). reproduce/all.py prints their sum before it starts.
 EXPECTED_MINUTES: dict[str, dict[str, float]] = {
     "tiny": {
         "pretrain": 1.8,
