@@ -31,14 +31,19 @@ PACKAGES = (
 )
 
 
+#: tracked files that runs write (a table run updates RESULTS.md): a change there says nothing of the code
+OUTPUTS = ("RESULTS.md",)
+
+
 def code_commit() -> str:
-    """The git commit of the checkout, with '+dirty' when tracked files differ from it."""
+    """The git commit of the checkout, with '+dirty' when tracked files other than ``OUTPUTS`` differ from
+    it (reproduce/all.py writes RESULTS.md after Table 1; the later tables' records still name the commit)."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in OUTPUTS)],
             cwd=ROOT,
             capture_output=True,
             text=True,
