@@ -68,3 +68,25 @@ def test_atomic_write_keeps_the_old_file_when_serialisation_fails(tmp_path):
         records.write_json_atomic({"a": object()}, path)  # not JSON-serialisable
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
+
+
+def test_the_code_commit_is_dirty_for_code_changes_only(tmp_path, monkeypatch):
+    import subprocess
+
+    from reproduce import provenance
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "RESULTS.md").write_text("tables\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    clean = provenance.code_commit()
+    assert len(clean) == 40
+    (tmp_path / "RESULTS.md").write_text("tables, updated by a run\n")
+    assert provenance.code_commit() == clean, "RESULTS.md is an output"
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.code_commit() == clean + "+dirty"
