@@ -109,9 +109,10 @@ knn = dict(pool="avg", eval_crop_pct=1.0, feature_batch_size=256, num_workers=2)
 # rule), the slide stride is 2/3 of the window (341/512). Guessing classes at random gives ~6.7 mIoU (1/15).
 # Pilot (2026-11-25, 1 thread; mIoU of random-init / the tiny MAE then / CMT-MAE teacher-only, seed 0;
 # downstream/ade20k/README.md): 300 iters at lr 1e-4-1e-3, small shapes: 6.3-6.9 for every encoder (chance);
-# 1500 iters at lr 1e-3: small shapes 9.8 (random-init), large shapes 13.0 / 13.2 / 12.3. Issue 23 (2026-12-06,
-# 3 pretraining seeds, today's tiny MAE): 1500 iters gave MAE 13.7 +- 0.4 vs random-init 11.6 +- 0.2 (+2.0);
-# 3000 iters: MAE 22.2 +- 1.2 vs random-init 15.3 +- 0.1 (+6.9, 6.0 sigma). A run takes ~4.5 min on 2 threads.
+# 1500 iters at lr 1e-3: small shapes 9.8 (random-init), large shapes 13.0 / 13.2 / 12.3. Issue 23
+# (2026-12-06, 3 pretraining seeds, today's tiny MAE): 1500 iters gave MAE 13.7 +- 0.4 vs random-init
+# 11.6 +- 0.2 (+2.0); 3000 iters: MAE 22.2 +- 1.2 vs random-init 15.3 +- 0.1 (+6.9, 6.0 sigma). A run takes
+# ~4 min on 2 threads.
 ade20k = dict(
     dataset="SynthScenesSegDataset",
     crop_size=_IMG,
