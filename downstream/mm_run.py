@@ -41,10 +41,10 @@ def quiet_mmengine() -> None:
 
 #: mmengine warnings every run of this harness meets by design, with nothing for a user to do: they stay in
 #: the log files. Frozen parameters are left out of the optimizer, one warning each: the sin-cos position
-#: embeddings (buffers-as-parameters, MAE's), and the teachers and momentum encoders of RC-MAE, HPM and
-#: CMT-MAE (over a hundred lines for one CMT-MAE pretraining); the checkpoint
-#: hook still goes through mmengine's deprecated file client; the lr schedule is a hook (MAE's per-step
-#: cosine), so the Runner has no scheduler to save.
+#: embeddings (buffers-as-parameters, MAE's) and the teachers and momentum encoders of RC-MAE, HPM and
+#: CMT-MAE (over a hundred lines for one CMT-MAE pretraining). The checkpoint hook still goes through
+#: mmengine's deprecated file client; the lr schedule is a hook (MAE's per-step cosine), so the Runner has
+#: no scheduler to save.
 EXPECTED_WARNINGS = (
     "is skipped since its requires_grad=False",
     '"FileClient" will be deprecated in future',

@@ -109,7 +109,7 @@ def sample_scene(
     radius: tuple[float, float],
     largest_radius: tuple[float, float] | None = None,
     largest_shape: str | None = None,
-    shapes: tuple[str, ...] | None = None,
+    shapes: tuple[str, ...] = SHAPES,
 ) -> Scene:
     """Sample a scene of ``objects[0]..objects[1]`` shapes on a ``size`` px canvas.
 
@@ -117,9 +117,8 @@ def sample_scene(
     classification layout), one object is drawn from that range and every other one is at most
     ``SMALLER_RATIO`` times its radius, so the class is well defined; its depth order is random like
     everyone else's. ``largest_shape`` fixes the type of that object (the writer balances the classes).
-    ``shapes`` restricts the types drawn (default: all of ``SHAPES``, the same random stream).
+    ``shapes`` restricts the types drawn (all of ``SHAPES`` by default: the stream of every older dataset).
     """
-    shape_types = SHAPES if shapes is None else shapes
     n = int(rng.integers(objects[0], objects[1] + 1))
     background = BACKGROUND_NAMES[int(rng.integers(len(BACKGROUND_NAMES)))]
     background_seed, noise_seed = (int(v) for v in rng.integers(0, 2**31, size=2))
@@ -131,7 +130,7 @@ def sample_scene(
         else:
             radii = [rng.uniform(*radius) * size for _ in range(n)]
         fixed = [largest_shape if largest_radius is not None else None] + [None] * (n - 1)
-        placed = [_sample_object(rng, size, r, 0.6, s, shape_types) for r, s in zip(radii, fixed)]
+        placed = [_sample_object(rng, size, r, 0.6, s, shapes) for r, s in zip(radii, fixed)]
         order = rng.permutation(n)
         placed = [placed[i] for i in order]
         if _all_visible(placed, size):

@@ -8,6 +8,7 @@ from typing import Any
 from synthscenes.config import DatasetConfig
 from synthscenes.files import FileRecord, item_rng
 from synthscenes.scene import RenderedScene, Scene, render_scene, sample_scene
+from synthscenes.shapes import SHAPES
 
 
 @dataclass
@@ -23,5 +24,7 @@ def draw_scene(cfg: DatasetConfig, layout_name: str, split: str, index: int) -> 
     layout's own keyed stream (seed, layout, split, index) and its sizes."""
     layout = getattr(cfg, layout_name)
     rng = item_rng(cfg.seed, layout_name, split, index)
-    scene = sample_scene(rng, layout.image_size, layout.objects, layout.radius, shapes=layout.shapes)
+    scene = sample_scene(
+        rng, layout.image_size, layout.objects, layout.radius, shapes=layout.shapes or SHAPES
+    )
     return scene, render_scene(scene)
